@@ -1,0 +1,117 @@
+// Command facegate is an edge door-access daemon and the tools around it:
+// embed, compare and evaluate faces, and (in later subcommands) enroll
+// people and watch a door.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Exit statuses: done, failed, bad usage.
+const (
+	exitFailed = 1
+	exitUsage  = 2
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// command is one subcommand: it parses its own flags from args.
+type command interface {
+	Run(ctx context.Context, args []string) error
+}
+
+func newCommand(name string, stdout, stderr io.Writer) command {
+	switch name {
+	case "embed":
+		return &EmbedCommand{stdout: stdout, stderr: stderr}
+	case "compare":
+		return &CompareCommand{stdout: stdout, stderr: stderr}
+	case "eval":
+		return &EvalCommand{stdout: stdout, stderr: stderr}
+	case "bench":
+		return &BenchCommand{stdout: stdout, stderr: stderr}
+	}
+	return nil
+}
+
+const usage = `facegate is an edge door-access daemon: it watches a camera, recognises
+enrolled people from one photo each, and publishes unlock decisions over MQTT.
+
+Usage:
+
+	facegate <command> [arguments]
+
+Commands:
+
+	embed     find every face in photos: box, points, quality, liveness, embedding
+	compare   say whether the largest faces of two photos are the same person
+	eval      measure verification accuracy on an LFW-style pairs file
+	bench     time each stage of the face pipeline on a photo or a video
+
+Run "facegate <command> -h" for a command's flags and examples.
+`
+
+// run is main without the process: it returns the exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, usage)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return 0
+	}
+	cmd := newCommand(args[0], stdout, stderr)
+	if cmd == nil {
+		fmt.Fprintf(stderr, "facegate: unknown command %q (run facegate -h for the list)\n", args[0])
+		return exitUsage
+	}
+	err := cmd.Run(ctx, args[1:])
+	var ue usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "facegate %s: %v\n", args[0], err)
+		return exitUsage
+	default:
+		fmt.Fprintf(stderr, "facegate %s: %v\n", args[0], err)
+		return exitFailed
+	}
+}
+
+// usageError marks a mistake in the command line (exit status 2).
+type usageError struct{ error }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+
+// parseFlags parses args into fs, turning flag errors into usage errors and
+// writing the usage text only when asked for with -h.
+func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer, usageText string) error {
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stderr, usageText)
+			fmt.Fprintln(stderr, "\nFlags:")
+			fs.SetOutput(stderr)
+			fs.PrintDefaults()
+			return flag.ErrHelp
+		}
+		return usageError{err}
+	}
+	return nil
+}

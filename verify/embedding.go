@@ -1,0 +1,81 @@
+package verify
+
+import (
+	"errors"
+	"fmt"
+	"math"
+)
+
+// Embedding is an L2-normalised face encoding and the identity of the model
+// that made it. Encodings of different models live in different spaces and
+// must never be compared.
+type Embedding struct {
+	Model  string    // the encoder's identity: its file's sha256
+	Vector []float32 // unit length
+}
+
+// NewEmbedding copies v, normalises it to unit length and tags it with model.
+func NewEmbedding(model string, v []float32) (Embedding, error) {
+	e := Embedding{Model: model, Vector: make([]float32, len(v))}
+	copy(e.Vector, v)
+	if err := normalize(e.Vector); err != nil {
+		return Embedding{}, err
+	}
+	return e, nil
+}
+
+func normalize(v []float32) error {
+	var ss float64
+	for _, x := range v {
+		ss += float64(x) * float64(x)
+	}
+	if ss == 0 || math.IsNaN(ss) || math.IsInf(ss, 0) {
+		return errors.New("embedding: vector has no direction (zero, NaN or Inf)")
+	}
+	inv := float32(1 / math.Sqrt(ss))
+	for i := range v {
+		v[i] *= inv
+	}
+	return nil
+}
+
+// Cosine is the cosine similarity of two embeddings of the same model, in
+// [-1, 1]. It refuses embeddings of different models or lengths.
+func Cosine(a, b Embedding) (float32, error) {
+	if a.Model != b.Model {
+		return 0, fmt.Errorf("compare embeddings of different models (%s and %s): re-encode with one model", short(a.Model), short(b.Model))
+	}
+	if len(a.Vector) != len(b.Vector) {
+		return 0, fmt.Errorf("compare embeddings of different lengths (%d and %d)", len(a.Vector), len(b.Vector))
+	}
+	return Dot(a.Vector, b.Vector), nil
+}
+
+// Dot is the dot product of two equal-length vectors; for unit vectors it is
+// their cosine similarity.
+func Dot(a, b []float32) float32 {
+	b = b[:len(a)]
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(a); i += 4 {
+		s0 += a[i] * b[i]
+		s1 += a[i+1] * b[i+1]
+		s2 += a[i+2] * b[i+2]
+		s3 += a[i+3] * b[i+3]
+	}
+	for ; i < len(a); i++ {
+		s0 += a[i] * b[i]
+	}
+	return s0 + s1 + s2 + s3
+}
+
+func short(model string) string {
+	if len(model) > 12 {
+		return model[:12]
+	}
+	return model
+}
+
+// DefaultThreshold is the cosine similarity at or above which two faces are
+// taken for the same person, from facegate eval on LFW (see README).
+const DefaultThreshold = 0.33
