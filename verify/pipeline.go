@@ -13,10 +13,12 @@ import (
 	"gocv.io/x/gocv"
 )
 
-// ModelFiles names the four model files and the encoder's identity.
+// ModelFiles names the four model files and the encoder's identity and
+// input.
 type ModelFiles struct {
 	Detector, Landmarks, Liveness, Encoder string
-	EncoderID                              string // sha256 of the encoder file
+	EncoderID                              string // sha256 of the encoder file, and its preprocessing when not the default
+	EncoderSpec                            EncoderSpec
 }
 
 // Face is one face found in a frame, measured step by step: Find fills the
@@ -61,7 +63,6 @@ func Open(rt *onnx.Runtime, files ModelFiles, threads int) (p *Pipeline, err err
 	p = &Pipeline{
 		dets:  make([]detect.Detection, 0, detect.MaxFaces),
 		faces: make([]Face, 0, detect.MaxFaces),
-		vecs:  make([]float32, detect.MaxFaces*EmbeddingDim),
 	}
 	defer func() {
 		if err != nil {
@@ -78,9 +79,14 @@ func Open(rt *onnx.Runtime, files ModelFiles, threads int) (p *Pipeline, err err
 	if p.live, err = detect.NewLiveness(rt, files.Liveness, threads); err != nil {
 		return nil, err
 	}
-	if p.enc, err = NewEncoder(rt, files.Encoder, files.EncoderID, threads); err != nil {
+	spec := files.EncoderSpec
+	if spec == (EncoderSpec{}) {
+		spec = DefaultEncoderSpec()
+	}
+	if p.enc, err = NewEncoder(rt, files.Encoder, files.EncoderID, spec, threads); err != nil {
 		return nil, err
 	}
+	p.vecs = make([]float32, detect.MaxFaces*p.enc.Dim())
 	return p, nil
 }
 
@@ -160,7 +166,8 @@ func (p *Pipeline) Embed(frame gocv.Mat, f *Face, t *Timings) error {
 	start := time.Now()
 	p.enc.Align(frame, f.Points)
 	aligned := time.Now()
-	v := p.vecs[i*EmbeddingDim : (i+1)*EmbeddingDim]
+	d := p.enc.Dim()
+	v := p.vecs[i*d : (i+1)*d]
 	if err := p.enc.Encode(v); err != nil {
 		return fmt.Errorf("face %d: %w", i, err)
 	}

@@ -19,6 +19,11 @@ type modelFlags struct {
 	dir     string
 	ortLib  string
 	threads int
+	// A user's own encoder instead of the bundled one.
+	encoder       string
+	encoderMean   float64
+	encoderStd    float64
+	encoderColour string
 }
 
 func (f *modelFlags) register(fs *flag.FlagSet) {
@@ -26,6 +31,11 @@ func (f *modelFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.ortLib, "ort-lib", os.Getenv("FACEGATE_ORT_LIB"), "path of libonnxruntime.so.1 (env FACEGATE_ORT_LIB; default: where make setup put it)")
 	threads, _ := strconv.Atoi(os.Getenv("FACEGATE_THREADS"))
 	fs.IntVar(&f.threads, "threads", threads, "threads per model, 0 for all cores (env FACEGATE_THREADS)")
+	def := verify.DefaultEncoderSpec()
+	fs.StringVar(&f.encoder, "encoder", os.Getenv("FACEGATE_ENCODER"), "your own ONNX face encoder instead of the bundled one, e.g. converted from TensorFlow with tf2onnx (env FACEGATE_ENCODER)")
+	fs.Float64Var(&f.encoderMean, "encoder-mean", float64(def.Mean), "with --encoder: pixel value v is fed as (v - mean) / std")
+	fs.Float64Var(&f.encoderStd, "encoder-std", float64(def.Std), "with --encoder: see --encoder-mean")
+	fs.StringVar(&f.encoderColour, "encoder-channels", "bgr", "with --encoder: channel order it was trained on, bgr or rgb")
 }
 
 // open loads the runtime and one pipeline; see load.
@@ -63,13 +73,19 @@ func (f *modelFlags) load(workers int) (*onnx.Runtime, verify.ModelFiles, int, e
 			lib = filepath.Join(home, "libonnxruntime.so.1")
 		}
 	}
-	files, err := modelFiles(models.Default(), dir)
+	files, err := modelFiles(models.Default(), dir, f.encoder == "")
 	if err != nil {
 		return nil, files, 0, err
 	}
 	rt, err := onnx.Load(lib)
 	if err != nil {
 		return nil, files, 0, err
+	}
+	if f.encoder != "" {
+		if err := f.customEncoder(rt, &files); err != nil {
+			rt.Close()
+			return nil, files, 0, err
+		}
 	}
 	threads := f.threads
 	if threads == 0 {
@@ -78,8 +94,44 @@ func (f *modelFlags) load(workers int) (*onnx.Runtime, verify.ModelFiles, int, e
 	return rt, files, threads, nil
 }
 
-// modelFiles checks the four models in dir against the manifest.
-func modelFiles(m models.Manifest, dir string) (verify.ModelFiles, error) {
+// customEncoder points files at the user's own encoder: its input layout and
+// size come from the model, its scaling and channel order from the flags,
+// and its identity is the file's sha256 (with the preprocessing, when that is
+// not the default, since it changes the embeddings too).
+func (f *modelFlags) customEncoder(rt *onnx.Runtime, files *verify.ModelFiles) error {
+	pre := verify.EncoderSpec{Mean: float32(f.encoderMean), Std: float32(f.encoderStd)}
+	switch f.encoderColour {
+	case "bgr":
+	case "rgb":
+		pre.RGB = true
+	default:
+		return usagef("--encoder-channels %q: want bgr or rgb", f.encoderColour)
+	}
+	if pre.Std == 0 {
+		return usagef("--encoder-std 0: would divide by zero")
+	}
+	if _, err := os.Stat(f.encoder); err != nil {
+		return fmt.Errorf("--encoder %s: no such file", f.encoder)
+	}
+	spec, err := verify.InspectEncoder(rt, f.encoder, pre)
+	if err != nil {
+		return err
+	}
+	sum, err := models.FileSHA256(f.encoder)
+	if err != nil {
+		return fmt.Errorf("--encoder %s: %w", f.encoder, err)
+	}
+	files.Encoder, files.EncoderSpec, files.EncoderID = f.encoder, spec, sum
+	def := verify.DefaultEncoderSpec()
+	if spec.Mean != def.Mean || spec.Std != def.Std || spec.RGB {
+		files.EncoderID = fmt.Sprintf("%s/mean=%g/std=%g/%s", sum, spec.Mean, spec.Std, f.encoderColour)
+	}
+	return nil
+}
+
+// modelFiles checks the model files in dir against the manifest; the
+// encoder only when the bundled one is used.
+func modelFiles(m models.Manifest, dir string, bundledEncoder bool) (verify.ModelFiles, error) {
 	var files verify.ModelFiles
 	for _, x := range []struct {
 		name string
@@ -90,6 +142,9 @@ func modelFiles(m models.Manifest, dir string) (verify.ModelFiles, error) {
 		{"fr_liveness.onnx", &files.Liveness},
 		{"fr_feature.onnx", &files.Encoder},
 	} {
+		if x.name == "fr_feature.onnx" && !bundledEncoder {
+			continue
+		}
 		f, ok := m.Model(x.name)
 		if !ok {
 			return files, fmt.Errorf("model %s: not in the manifest", x.name)

@@ -351,16 +351,11 @@ func VerifyFile(f File, path string) error {
 	if !fi.Mode().IsRegular() {
 		return fail(nil, "not a regular file (%s)", remedy)
 	}
-	fh, err := os.Open(path)
+	got, err := FileSHA256(path)
 	if err != nil {
 		return fail(err, "%s (%s)", describe(err), remedy)
 	}
-	defer fh.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, fh); err != nil {
-		return fail(err, "reading: %s", describe(err))
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != f.SHA256 {
+	if got != f.SHA256 {
 		return fail(nil, "sha256 is %s…, want %s… (corrupt or wrong file; run make setup again)",
 			got[:12], f.SHA256[:12])
 	}
@@ -380,4 +375,18 @@ func describe(err error) string {
 		return pe.Err.Error()
 	}
 	return err.Error()
+}
+
+// FileSHA256 is the hex sha256 of the file at path, read as a stream.
+func FileSHA256(path string) (string, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer fh.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, fh); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }

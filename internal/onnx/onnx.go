@@ -128,6 +128,33 @@ func (r *Runtime) NewSession(path string, inputs, outputs []Tensor, threads int)
 	return s, nil
 }
 
+// Describe reads a model's declared inputs and outputs; a dimension the
+// model leaves free is -1. Only float32 tensors are described: a model with
+// another input or output type is refused.
+func (r *Runtime) Describe(path string) (inputs, outputs []Tensor, err error) {
+	ins, outs, err := ort.GetInputOutputInfo(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("model %s: cannot be read as ONNX (corrupt or wrong file): %w", path, err)
+	}
+	conv := func(kind string, infos []ort.InputOutputInfo) ([]Tensor, error) {
+		var ts []Tensor
+		for _, i := range infos {
+			if i.DataType != ort.TensorElementDataTypeFloat {
+				return nil, fmt.Errorf("model %s: %s %q is %v, want float32", path, kind, i.Name, i.DataType)
+			}
+			ts = append(ts, Tensor{Name: i.Name, Shape: append([]int64(nil), i.Dimensions...)})
+		}
+		return ts, nil
+	}
+	if inputs, err = conv("input", ins); err != nil {
+		return nil, nil, err
+	}
+	if outputs, err = conv("output", outs); err != nil {
+		return nil, nil, err
+	}
+	return inputs, outputs, nil
+}
+
 // checkModel compares the model's declared inputs and outputs with the ones
 // the caller will feed. A dimension the model leaves free (-1) matches any.
 func checkModel(path string, inputs, outputs []Tensor) error {
