@@ -13,6 +13,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strconv"
 
 	"gocv.io/x/gocv"
 	_ "golang.org/x/image/bmp"
@@ -53,7 +54,7 @@ func DecodeImage(name string, data []byte, maxPixels int) (gocv.Mat, error) {
 		return gocv.Mat{}, fmt.Errorf("%s: image has no pixels (%dx%d)", name, cfg.Width, cfg.Height)
 	}
 	if px := int64(cfg.Width) * int64(cfg.Height); px > int64(maxPixels) {
-		return gocv.Mat{}, fmt.Errorf("%s: image is %dx%d (%.1f megapixels), over the limit of %.1f megapixels", name, cfg.Width, cfg.Height, float64(px)/1e6, float64(maxPixels)/1e6)
+		return gocv.Mat{}, fmt.Errorf("%s: image is %dx%d (%s megapixels), over the limit of %s megapixels", name, cfg.Width, cfg.Height, megapixels(px), megapixels(int64(maxPixels)))
 	}
 	// libjpeg decodes a truncated file with a warning and grey fill; a face
 	// search on half a photo is worse than a clear refusal.
@@ -71,6 +72,15 @@ func DecodeImage(name string, data []byte, maxPixels int) (gocv.Mat, error) {
 		return gocv.Mat{}, fmt.Errorf("%s: corrupt %s image: it cannot be decoded", name, format)
 	}
 	return m, nil
+}
+
+// megapixels formats a pixel count in megapixels; below one it keeps every
+// digit, so a small limit does not print as 0.0.
+func megapixels(px int64) string {
+	if mp := float64(px) / 1e6; mp < 1 {
+		return strconv.FormatFloat(mp, 'f', -1, 64)
+	}
+	return fmt.Sprintf("%.1f", float64(px)/1e6)
 }
 
 func readFile(path string) ([]byte, error) {

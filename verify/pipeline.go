@@ -254,3 +254,38 @@ func (p *Pipeline) EmbedOne(frame gocv.Mat, choice Choice) (Embedding, int, erro
 	e := Embedding{Model: f.Embedding.Model, Vector: append([]float32(nil), f.Embedding.Vector...)}
 	return e, len(faces), nil
 }
+
+// EnrollmentEmbedding checks that frame is a usable enrollment photo and
+// embeds its face. Exactly one face must pass the quality gates: a sliver
+// of a bystander that fails them does not count, two people do. The error
+// says why a photo is refused.
+func (p *Pipeline) EnrollmentEmbedding(frame gocv.Mat, gates detect.Gates) (Embedding, detect.Quality, error) {
+	faces, err := p.Find(frame, nil)
+	if err != nil {
+		return Embedding{}, detect.Quality{}, err
+	}
+	if len(faces) == 0 {
+		return Embedding{}, detect.Quality{}, ErrNoFace
+	}
+	var good *Face
+	passing := 0
+	for i := range faces {
+		if gates.Check(faces[i].Quality) == nil {
+			passing++
+			if good == nil {
+				good = &faces[i]
+			}
+		}
+	}
+	switch {
+	case passing == 0:
+		return Embedding{}, faces[0].Quality, fmt.Errorf("no usable face: %w", gates.Check(faces[0].Quality))
+	case passing > 1:
+		return Embedding{}, good.Quality, fmt.Errorf("%d faces: an enrollment photo must show one person", passing)
+	}
+	if err := p.Embed(frame, good, nil); err != nil {
+		return Embedding{}, good.Quality, err
+	}
+	e := Embedding{Model: good.Embedding.Model, Vector: append([]float32(nil), good.Embedding.Vector...)}
+	return e, good.Quality, nil
+}

@@ -65,8 +65,11 @@ func (c *BenchCommand) Run(ctx context.Context, args []string) error {
 	mf.register(fs)
 	n := fs.Int("n", 100, "frames to time for a photo (a video: at most this many, 0 for all)")
 	warmup := fs.Int("warmup", 5, "untimed frames first")
-	maxPixels := fs.Int("max-pixels", camera.DefaultMaxPixels, "refuse images with more pixels than this")
+	maxPixels := maxPixelsFlag(fs)
 	if err := parseFlags(fs, args, c.stderr, benchUsage); err != nil {
+		return err
+	}
+	if err := checkMaxPixels(*maxPixels); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {

@@ -34,8 +34,11 @@ func (c *CompareCommand) Run(ctx context.Context, args []string) error {
 	var mf modelFlags
 	mf.register(fs)
 	threshold := fs.Float64("threshold", verify.DefaultThreshold, "cosine similarity at or above which two faces are the same person")
-	maxPixels := fs.Int("max-pixels", camera.DefaultMaxPixels, "refuse images with more pixels than this")
+	maxPixels := maxPixelsFlag(fs)
 	if err := parseFlags(fs, args, c.stderr, compareUsage); err != nil {
+		return err
+	}
+	if err := checkMaxPixels(*maxPixels); err != nil {
 		return err
 	}
 	if fs.NArg() != 2 {

@@ -58,8 +58,11 @@ func (c *EmbedCommand) Run(ctx context.Context, args []string) error {
 	var mf modelFlags
 	mf.register(fs)
 	asJSON := fs.Bool("json", false, "write one JSON line per image to stdout")
-	maxPixels := fs.Int("max-pixels", camera.DefaultMaxPixels, "refuse images with more pixels than this")
+	maxPixels := maxPixelsFlag(fs)
 	if err := parseFlags(fs, args, c.stderr, embedUsage); err != nil {
+		return err
+	}
+	if err := checkMaxPixels(*maxPixels); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
@@ -95,7 +98,7 @@ func (c *EmbedCommand) Run(ctx context.Context, args []string) error {
 		printFaces(c.stdout, out)
 	}
 	if failed > 0 {
-		return fmt.Errorf("%d of %d images failed", failed, fs.NArg())
+		return reportedError{fmt.Errorf("%d of %d images failed", failed, fs.NArg())}
 	}
 	return nil
 }

@@ -14,7 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/facegate/facegate/camera"
 	"github.com/facegate/facegate/verify"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
@@ -64,10 +63,13 @@ func (c *EvalCommand) Run(ctx context.Context, args []string) error {
 	rocPath := fs.String("roc", "", "write the ROC curve to this PNG file")
 	scoresPath := fs.String("scores", "", "write every pair's similarity to this CSV file")
 	workers := fs.Int("workers", runtime.NumCPU(), "images embedded at once, each with its own model sessions")
-	maxPixels := fs.Int("max-pixels", camera.DefaultMaxPixels, "refuse images with more pixels than this")
+	maxPixels := maxPixelsFlag(fs)
 	faceFlag := fs.String("face", "central", "which face of an image with several: central (LFW images are centred on their subject) or largest")
 	minAccuracy := fs.Float64("min-accuracy", 0, "exit 1 when the 10-fold accuracy is below this (0 to 1), for CI")
 	if err := parseFlags(fs, args, c.stderr, evalUsage); err != nil {
+		return err
+	}
+	if err := checkMaxPixels(*maxPixels); err != nil {
 		return err
 	}
 	switch {

@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/facegate/facegate/camera"
 )
 
 // Exit statuses: done, failed, bad usage.
@@ -42,6 +44,18 @@ func newCommand(name string, stdout, stderr io.Writer) command {
 		return &EvalCommand{stdout: stdout, stderr: stderr}
 	case "bench":
 		return &BenchCommand{stdout: stdout, stderr: stderr}
+	case "enroll":
+		return &EnrollCommand{stdout: stdout, stderr: stderr}
+	case "people":
+		return &PeopleCommand{stdout: stdout, stderr: stderr}
+	case "remove":
+		return &RemoveCommand{stdout: stdout, stderr: stderr}
+	case "identify":
+		return &IdentifyCommand{stdout: stdout, stderr: stderr}
+	case "import":
+		return &ImportCommand{stdout: stdout, stderr: stderr}
+	case "export":
+		return &ExportCommand{stdout: stdout, stderr: stderr}
 	}
 	return nil
 }
@@ -59,6 +73,13 @@ Commands:
 	compare   say whether the largest faces of two photos are the same person
 	eval      measure verification accuracy on an LFW-style pairs file
 	bench     time each stage of the face pipeline on a photo or a video
+
+	enroll    add a person to the gallery from one or more photos
+	people    list the enrolled people
+	remove    delete people and their templates
+	identify  say who is in a photo
+	import    enroll a folder of people, or load templates exported by another door
+	export    write the gallery's templates to a portable file
 
 Run "facegate <command> -h" for a command's flags and examples.
 `
@@ -79,11 +100,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	err := cmd.Run(ctx, args[1:])
 	var ue usageError
+	var re reportedError
 	switch {
 	case err == nil:
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
+	case errors.As(err, &re):
+		return exitFailed
 	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "facegate %s: %v\n", args[0], err)
 		return exitUsage
@@ -97,6 +121,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 type usageError struct{ error }
 
 func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+
+// reportedError is a failure whose every line is already on stderr (one per
+// failed file): run sets the exit status and prints nothing more.
+type reportedError struct{ error }
 
 // parseFlags parses args into fs, turning flag errors into usage errors and
 // writing the usage text only when asked for with -h.
@@ -112,6 +140,19 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer, usageText str
 			return flag.ErrHelp
 		}
 		return usageError{err}
+	}
+	return nil
+}
+
+// maxPixelsFlag is --max-pixels, shared by every command that reads photos.
+func maxPixelsFlag(fs *flag.FlagSet) *int {
+	return fs.Int("max-pixels", camera.DefaultMaxPixels, "refuse images with more pixels than this")
+}
+
+// checkMaxPixels refuses a limit no photo could meet.
+func checkMaxPixels(n int) error {
+	if n < 1 {
+		return usagef("--max-pixels %d: must be at least 1", n)
 	}
 	return nil
 }

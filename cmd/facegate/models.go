@@ -117,16 +117,35 @@ func (f *modelFlags) customEncoder(rt *onnx.Runtime, files *verify.ModelFiles) e
 	if err != nil {
 		return err
 	}
+	id, err := f.encoderID()
+	if err != nil {
+		return err
+	}
+	files.Encoder, files.EncoderSpec, files.EncoderID = f.encoder, spec, id
+	return nil
+}
+
+// encoderID is the identity of the encoder the flags select, without
+// loading it: the bundled model's manifest sha256, or the sha256 of the
+// user's file, with its preprocessing when that is not the default (it
+// changes the embeddings too).
+func (f *modelFlags) encoderID() (string, error) {
+	if f.encoder == "" {
+		m, ok := models.Default().Model("fr_feature.onnx")
+		if !ok {
+			return "", fmt.Errorf("model fr_feature.onnx: not in the manifest")
+		}
+		return m.SHA256, nil
+	}
 	sum, err := models.FileSHA256(f.encoder)
 	if err != nil {
-		return fmt.Errorf("--encoder %s: %w", f.encoder, err)
+		return "", fmt.Errorf("--encoder %s: %w", f.encoder, unwrapPath(err))
 	}
-	files.Encoder, files.EncoderSpec, files.EncoderID = f.encoder, spec, sum
 	def := verify.DefaultEncoderSpec()
-	if spec.Mean != def.Mean || spec.Std != def.Std || spec.RGB {
-		files.EncoderID = fmt.Sprintf("%s/mean=%g/std=%g/%s", sum, spec.Mean, spec.Std, f.encoderColour)
+	if float32(f.encoderMean) != def.Mean || float32(f.encoderStd) != def.Std || f.encoderColour != "bgr" {
+		return fmt.Sprintf("%s/mean=%g/std=%g/%s", sum, f.encoderMean, f.encoderStd, f.encoderColour), nil
 	}
-	return nil
+	return sum, nil
 }
 
 // modelFiles checks the model files in dir against the manifest; the

@@ -158,6 +158,9 @@ func (r *Runtime) Describe(path string) (inputs, outputs []Tensor, err error) {
 // checkModel compares the model's declared inputs and outputs with the ones
 // the caller will feed. A dimension the model leaves free (-1) matches any.
 func checkModel(path string, inputs, outputs []Tensor) error {
+	if _, err := os.Stat(path); err != nil {
+		return fmt.Errorf("model %s: no such file", path)
+	}
 	ins, outs, err := ort.GetInputOutputInfo(path)
 	if err != nil {
 		return fmt.Errorf("model %s: cannot be read as ONNX (corrupt or wrong file): %w", path, err)

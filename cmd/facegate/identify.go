@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/facegate/facegate/verify"
+)
+
+// IdentifyCommand says who is in a photo.
+type IdentifyCommand struct {
+	stdout, stderr io.Writer
+}
+
+const identifyUsage = `Usage: facegate identify --db DB [flags] PHOTO...
+
+Searches the gallery for the largest face of each photo: the best person,
+their score, the runner-up, and whether the face is known: score at or above
+the threshold and ahead of the runner-up by the margin, as the door decides.
+
+Examples:
+
+	facegate identify --db /var/lib/facegate/facegate.db visitor.jpg
+	facegate identify --db gallery.db --json *.jpg
+`
+
+type identifyJSON struct {
+	File     string      `json:"file"`
+	Person   *personJSON `json:"person"`
+	Score    float32     `json:"score"`
+	RunnerUp *runnerJSON `json:"runner_up"`
+	Known    bool        `json:"known"`
+	Error    string      `json:"error,omitempty"`
+}
+
+type personJSON struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+type runnerJSON struct {
+	ID    string  `json:"id"`
+	Score float32 `json:"score"`
+}
+
+func (c *IdentifyCommand) Run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("identify", flag.ContinueOnError)
+	var mf modelFlags
+	mf.register(fs)
+	var dbf dbFlag
+	dbf.register(fs)
+	asJSON := fs.Bool("json", false, "one JSON line per photo")
+	threshold := fs.Float64("threshold", verify.IdentifyThreshold, "cosine similarity a known face needs (1:N; see README)")
+	margin := fs.Float64("margin", 0.05, "how far a known face must lead the runner-up person")
+	maxPixels := maxPixelsFlag(fs)
+	if err := parseFlags(fs, args, c.stderr, identifyUsage); err != nil {
+		return err
+	}
+	if err := checkMaxPixels(*maxPixels); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return usagef("no photo given (facegate identify PHOTO...)")
+	}
+	rt, p, err := mf.open()
+	if err != nil {
+		return err
+	}
+	defer rt.Close()
+	defer p.Close()
+	db, err := dbf.open(ctx, p.EncoderID())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	g, _, err := loadGallery(ctx, db, p.EncoderID(), verify.EmbeddingDim)
+	if err != nil {
+		return err
+	}
+	if g.Len() == 0 {
+		return fmt.Errorf("%s: nobody is enrolled (facegate enroll)", dbf.path)
+	}
+
+	failed := 0
+	enc := json.NewEncoder(c.stdout)
+	for _, path := range fs.Args() {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		out := identifyJSON{File: path}
+		e, _, err := embedPhoto(p, path, verify.Largest, *maxPixels)
+		var m verify.Match
+		if err == nil {
+			m, err = g.Search(e)
+		}
+		if err != nil {
+			failed++
+			fmt.Fprintf(c.stderr, "facegate identify: %v\n", err)
+			out.Error = err.Error()
+		} else {
+			id, name := g.Person(m.Person)
+			out.Person, out.Score = &personJSON{id, name}, m.Score
+			if m.RunnerUp >= 0 {
+				rid, _ := g.Person(m.RunnerUp)
+				out.RunnerUp = &runnerJSON{rid, m.RunnerUpScore}
+			}
+			out.Known = float64(m.Score) >= *threshold && float64(m.Margin()) >= *margin
+			if !out.Known {
+				out.Person = nil // nearest is not a verdict
+			}
+		}
+		if *asJSON {
+			if err := enc.Encode(out); err != nil {
+				return err
+			}
+			continue
+		}
+		if out.Error == "" {
+			printIdentity(c.stdout, out, m, g)
+		}
+	}
+	if failed > 0 {
+		return reportedError{fmt.Errorf("%d of %d photos failed", failed, fs.NArg())}
+	}
+	return nil
+}
+
+func printIdentity(w io.Writer, out identifyJSON, m verify.Match, g *verify.Gallery) {
+	id, name := g.Person(m.Person)
+	if out.Known {
+		fmt.Fprintf(w, "%s: %s (%s), score %.3f", out.File, id, name, m.Score)
+	} else {
+		fmt.Fprintf(w, "%s: unknown (nearest %s, score %.3f)", out.File, id, m.Score)
+	}
+	if out.RunnerUp != nil {
+		fmt.Fprintf(w, ", runner-up %s %.3f", out.RunnerUp.ID, out.RunnerUp.Score)
+	}
+	fmt.Fprintln(w)
+}
