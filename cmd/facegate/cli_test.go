@@ -26,11 +26,12 @@ import (
 
 // These tests build the real binary once and run it as a user would.
 var (
-	binPath  string // the facegate binary built by TestMain
-	libDir   string // lib/facegate with models/ and libonnxruntime.so.1
-	lfwDir   string // ../shared/data/lfw-view1/images
-	cliEnv   []string
-	twoFaces string // a 500×250 PNG with Aaron_Eckhart_0001 left and Zico_0001 right
+	binPath   string // the facegate binary built by TestMain
+	libDir    string // lib/facegate with models/ and libonnxruntime.so.1
+	lfwDir    string // ../shared/data/lfw-view1/images
+	sharedDir string // ../shared/data
+	cliEnv    []string
+	twoFaces  string // a 500×250 PNG with Aaron_Eckhart_0001 left and Zico_0001 right
 )
 
 func TestMain(m *testing.M) {
@@ -49,6 +50,7 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	lfwDir = filepath.Join(data, "lfw-view1", "images")
+	sharedDir = data
 	tmp, err := os.MkdirTemp("", "facegate-cli-test")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cli tests:", err)

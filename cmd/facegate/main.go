@@ -16,6 +16,9 @@ import (
 	"github.com/facegate/facegate/camera"
 )
 
+// version is set at build time (-ldflags "-X main.version=...").
+var version = "dev"
+
 // Exit statuses: done, failed, bad usage.
 const (
 	exitFailed = 1
@@ -56,6 +59,12 @@ func newCommand(name string, stdout, stderr io.Writer) command {
 		return &ImportCommand{stdout: stdout, stderr: stderr}
 	case "export":
 		return &ExportCommand{stdout: stdout, stderr: stderr}
+	case "serve":
+		return &ServeCommand{stdout: stdout, stderr: stderr, version: version}
+	case "grab":
+		return &GrabCommand{stdout: stdout, stderr: stderr}
+	case "watch":
+		return &WatchCommand{stdout: stdout, stderr: stderr}
 	}
 	return nil
 }
@@ -80,6 +89,10 @@ Commands:
 	identify  say who is in a photo
 	import    enroll a folder of people, or load templates exported by another door
 	export    write the gallery's templates to a portable file
+	grab      save one frame of a camera or video as a photo, to enroll from
+
+	serve     run the door: camera, recognition, MQTT decisions
+	watch     print a door's decisions as they arrive
 
 Run "facegate <command> -h" for a command's flags and examples.
 `

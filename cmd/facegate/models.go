@@ -31,11 +31,17 @@ func (f *modelFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.ortLib, "ort-lib", os.Getenv("FACEGATE_ORT_LIB"), "path of libonnxruntime.so.1 (env FACEGATE_ORT_LIB; default: where make setup put it)")
 	threads, _ := strconv.Atoi(os.Getenv("FACEGATE_THREADS"))
 	fs.IntVar(&f.threads, "threads", threads, "threads per model, 0 for all cores (env FACEGATE_THREADS)")
-	def := verify.DefaultEncoderSpec()
+	def := defaultEncoderFlags()
 	fs.StringVar(&f.encoder, "encoder", os.Getenv("FACEGATE_ENCODER"), "your own ONNX face encoder instead of the bundled one, e.g. converted from TensorFlow with tf2onnx (env FACEGATE_ENCODER)")
-	fs.Float64Var(&f.encoderMean, "encoder-mean", float64(def.Mean), "with --encoder: pixel value v is fed as (v - mean) / std")
-	fs.Float64Var(&f.encoderStd, "encoder-std", float64(def.Std), "with --encoder: see --encoder-mean")
-	fs.StringVar(&f.encoderColour, "encoder-channels", "bgr", "with --encoder: channel order it was trained on, bgr or rgb")
+	fs.Float64Var(&f.encoderMean, "encoder-mean", def.encoderMean, "with --encoder: pixel value v is fed as (v - mean) / std")
+	fs.Float64Var(&f.encoderStd, "encoder-std", def.encoderStd, "with --encoder: see --encoder-mean")
+	fs.StringVar(&f.encoderColour, "encoder-channels", def.encoderColour, "with --encoder: channel order it was trained on, bgr or rgb")
+}
+
+// defaultEncoderFlags are the bundled encoder's preprocessing.
+func defaultEncoderFlags() modelFlags {
+	d := verify.DefaultEncoderSpec()
+	return modelFlags{encoderMean: float64(d.Mean), encoderStd: float64(d.Std), encoderColour: "bgr"}
 }
 
 // open loads the runtime and one pipeline; see load.
