@@ -14,7 +14,7 @@ help:
 	@echo "make build      build bin/facegate"
 	@echo "make test       setup, build, vet, gofmt check, go test -race, Mat leak tests (the CI test command)"
 	@echo "make check-lfw  facegate eval on LFW pairsDevTest; fails below $(LFW_FLOOR)"
-	@echo "make bench      facegate bench on a 400x300 clip frame and an LFW photo"
+	@echo "make bench      stage timings, gallery search, time to decision at the door"
 	@echo "make demo       setup, build, and compare the man in the two webcam clips"
 
 setup:
@@ -40,6 +40,8 @@ check-lfw: build
 bench: build
 	./bin/facegate bench -n 300 $(SHARED)/clips/cap13_edit2.mp4
 	./bin/facegate bench $(LFW)/images/Aaron_Eckhart/Aaron_Eckhart_0001.jpg
+	$(GO) test -run x -bench 'GallerySearch|Stages|Frame' ./verify
+	$(GO) test -count 1 -run TimeToDecision -v ./cmd/facegate | grep -E 'time to decision|fps sustained|PASS|FAIL'
 
 demo: build
 	@bash scripts/demo.sh

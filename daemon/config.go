@@ -114,6 +114,7 @@ const (
 	configDefaultHTTP    = "127.0.0.1:9847"
 	configMaxFileSize    = 1 << 20 // a config file is a few kilobytes; this refuses /dev/zero and the like
 	configMaxKeepalive   = 65535 * time.Second
+	configMaxTopicPrefix = 256 // as the publisher's checkTopicPrefix
 	configClientIDPrefix = "facegate-"
 )
 
@@ -764,6 +765,8 @@ func (c Config) Validate() error {
 		return configBad("door", "missing; name the door, e.g. \"front\" (it names the MQTT topics and the events)")
 	case strings.ContainsFunc(c.Door, func(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '-') }):
 		return configBad("door", "%s may hold only a-z, 0-9, _ and -", configQuote(c.Door))
+	case len(c.Door) > maxDoorBytes:
+		return configBad("door", "%s is longer than %d characters", configQuote(c.Door), maxDoorBytes)
 	}
 	if err := c.validateCamera(); err != nil {
 		return err
@@ -901,11 +904,9 @@ func (m MQTTConfig) validate() error {
 	return nil
 }
 
-// configBrokerURL checks an MQTT broker URL for the schemes the MQTT client
-// dials. A plain TCP or TLS URL needs a port: the client dials host:port as
-// written.
+// configBrokerURL checks an MQTT broker URL for the schemes the publisher
+// dials; without a port it uses the scheme's default (1883, 8883, 80, 443).
 func configBrokerURL(s string) error {
-	const want = "want tcp://, ssl://, tls://, mqtt://, mqtts://, ws:// or wss://"
 	u, err := url.Parse(s)
 	if err != nil {
 		var ue *url.Error
@@ -916,22 +917,17 @@ func configBrokerURL(s string) error {
 	}
 	shown := configQuote(u.Redacted())
 	switch u.Scheme {
-	case "tcp", "ssl", "tls", "mqtt", "mqtts":
-		if u.Hostname() == "" {
-			return configBad("mqtt.url", "%s has no host", shown)
-		}
-		if u.Port() == "" {
-			return configBad("mqtt.url", "%s has no port (e.g. %s://%s:1883)", shown, u.Scheme, u.Hostname())
-		}
-		if n, err := strconv.Atoi(u.Port()); err != nil || n < 1 || n > 65535 {
-			return configBad("mqtt.url", "%s: port %s is out of range", shown, u.Port())
-		}
-	case "ws", "wss":
-		if u.Host == "" {
-			return configBad("mqtt.url", "%s has no host", shown)
-		}
+	case "tcp", "ssl", "tls", "mqtt", "mqtts", "ws", "wss":
 	default:
-		return configBad("mqtt.url", "%s is not an MQTT broker URL (%s)", shown, want)
+		return configBad("mqtt.url", "%s is not an MQTT broker URL (want tcp://, ssl://, tls://, mqtt://, mqtts://, ws:// or wss://)", shown)
+	}
+	if u.Hostname() == "" {
+		return configBad("mqtt.url", "%s has no host", shown)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return configBad("mqtt.url", "%s: port %s is out of range", shown, p)
+		}
 	}
 	return nil
 }
@@ -941,10 +937,12 @@ func configTopicProblem(s string) string {
 	switch {
 	case s == "":
 		return "missing"
-	case !utf8.ValidString(s):
-		return fmt.Sprintf("%s is not valid UTF-8", configQuote(s))
-	case strings.ContainsAny(s, "+#\x00"):
-		return fmt.Sprintf("%s holds an MQTT wildcard (+ or #) or NUL", configQuote(s))
+	case len(s) > configMaxTopicPrefix:
+		return fmt.Sprintf("%s is longer than %d bytes", configQuote(s), configMaxTopicPrefix)
+	case !utf8.ValidString(s) || strings.ContainsFunc(s, unicode.IsControl):
+		return fmt.Sprintf("%s is not UTF-8 text without control characters", configQuote(s))
+	case strings.ContainsAny(s, "+#"):
+		return fmt.Sprintf("%s holds an MQTT wildcard (+ or #)", configQuote(s))
 	case strings.HasPrefix(s, "/") || strings.HasSuffix(s, "/") || strings.Contains(s, "//"):
 		return fmt.Sprintf("%s has an empty topic level (a leading, trailing or double /)", configQuote(s))
 	case strings.HasPrefix(s, "$"):

@@ -205,6 +205,7 @@ func TestLoadErrors(t *testing.T) {
 		{name: "door missing", text: "camera:\n  source: $DIR\n", want: []string{"facegate.yaml: door: missing"}},
 		{name: "door empty", text: "door: \"\"\ncamera:\n  source: $DIR\n", want: []string{"facegate.yaml: line 1: door: missing"}},
 		{name: "door with a space", text: "door: Front Door\ncamera:\n  source: $DIR\n", want: []string{`facegate.yaml: line 1: door: "Front Door" may hold only a-z, 0-9, _ and -`}},
+		{name: "door too long", text: "door: " + strings.Repeat("d", 65) + "\ncamera:\n  source: $DIR\n", want: []string{"line 1: door: ", "is longer than 64 characters"}},
 		{name: "door with a slash", text: "door: front/back\ncamera:\n  source: $DIR\n", want: []string{`door: "front/back" may hold only`}},
 		{name: "camera.source missing", text: "door: front\n", want: []string{"facegate.yaml: camera.source: missing"}},
 		{name: "camera.source no such file", text: "door: front\ncamera:\n  source: $DIR/nope.mp4\n", want: []string{"line 3: camera.source: ", "nope.mp4: no such file"}},
@@ -225,7 +226,8 @@ func TestLoadErrors(t *testing.T) {
 		{name: "cooldown negative", text: base + "policy:\n  cooldown: -5s\n", want: []string{"line 5: policy.cooldown: -5s is negative"}},
 		{name: "mqtt.url http", text: base + "mqtt:\n  url: http://broker:1883\n", want: []string{`line 5: mqtt.url: "http://broker:1883" is not an MQTT broker URL (want tcp://, ssl://, tls://, mqtt://, mqtts://, ws:// or wss://)`}},
 		{name: "mqtt.url a bare host", text: base + "mqtt:\n  url: broker:1883\n", want: []string{"line 5: mqtt.url: ", "is not an MQTT broker URL"}},
-		{name: "mqtt.url no port", text: base + "mqtt:\n  url: tcp://broker\n", want: []string{`line 5: mqtt.url: "tcp://broker" has no port (e.g. tcp://broker:1883)`}},
+		{name: "mqtt.url port out of range", text: base + "mqtt:\n  url: tcp://broker:70000\n", want: []string{`line 5: mqtt.url: "tcp://broker:70000": port 70000 is out of range`}},
+		{name: "mqtt.url ws with no host", text: base + "mqtt:\n  url: ws:///mqtt\n", want: []string{`line 5: mqtt.url: "ws:///mqtt" has no host`}},
 		{name: "mqtt.url no host", text: base + "mqtt:\n  url: mqtts://:8883\n", want: []string{"line 5: mqtt.url: ", "has no host"}},
 		{name: "mqtt.url password redacted", text: base + "mqtt:\n  url: https://user:hunter2@broker\n", want: []string{"line 5: mqtt.url: ", "xxxxx"}},
 		{name: "mqtt.cert without key", text: base + "mqtt:\n  url: ssl://broker:8883\n  cert: " + secret + "\n", want: []string{"line 6: mqtt.cert: set without mqtt.key"}},
@@ -290,8 +292,11 @@ func TestLoadUnreadable(t *testing.T) {
 	dir := t.TempDir()
 	path := configTestFile(t, dir, "door: front\ncamera:\n  source: $DIR\n")
 	secret := filepath.Join(dir, "pw")
+	if err := os.WriteFile(secret, []byte("pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, p := range []string{path, secret} {
-		if err := os.WriteFile(p, []byte("door: front\n"), 0); err != nil {
+		if err := os.Chmod(p, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -479,6 +484,10 @@ func TestConfigValidate(t *testing.T) {
 			c.MQTT.URL, c.MQTT.CA, c.MQTT.Cert, c.MQTT.Key, c.MQTT.PasswordFile = "mqtts://broker:8883", configTestExample, configTestExample, configTestExample, configTestExample
 		}, ""},
 		{"websocket broker", func(c *Config) { c.MQTT.URL = "wss://broker/mqtt" }, ""},
+		{"broker without a port: the scheme's default", func(c *Config) { c.MQTT.URL = "mqtt://broker" }, ""},
+		{"a 64-character door", func(c *Config) { c.Door, c.MQTT.ClientID = strings.Repeat("d", 64), "x" }, ""},
+		{"topic prefix of several levels", func(c *Config) { c.MQTT.TopicPrefix = "site/a/facegate" }, ""},
+		{"topic prefix with a control character", func(c *Config) { c.MQTT.TopicPrefix = "a\tb" }, `mqtt.topic_prefix: "a\tb" is not UTF-8 text`},
 		{"http on every interface", func(c *Config) { c.HTTP = ":9847" }, ""},
 		{"keepalive off", func(c *Config) { c.MQTT.Keepalive = 0 }, ""},
 		{"cooldown off", func(c *Config) { c.Policy.Cooldown, c.Policy.DenyEvery = 0, 0 }, ""},

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"image"
 	"sync/atomic"
 	"time"
 
@@ -61,6 +62,7 @@ type Door struct {
 	policy   *Policy
 	roster   atomic.Pointer[Roster]
 	metrics  *Metrics
+	lastFace image.Rectangle // the square box of the face judged in the last frame; empty when none
 }
 
 // NewDoor wires the chain. liveness is the policy's liveness threshold.
@@ -87,6 +89,7 @@ func (d *Door) Observe(frame gocv.Mat, at time.Time) (*Decision, error) {
 		return nil, err
 	}
 	obs := Observation{At: at}
+	d.lastFace = image.Rectangle{}
 	var face *verify.Face
 	for i := range faces { // largest first
 		if d.gates.Check(faces[i].Quality) == nil {
@@ -98,6 +101,7 @@ func (d *Door) Observe(frame gocv.Mat, at time.Time) (*Decision, error) {
 	embedded := false
 	if face != nil {
 		obs.Face = true
+		d.lastFace = face.Square
 		if err := d.pipe.Liveness(frame, face, &t); err != nil {
 			return nil, err
 		}
@@ -121,6 +125,9 @@ func (d *Door) Observe(frame gocv.Mat, at time.Time) (*Decision, error) {
 	}
 	return dec, nil
 }
+
+// LastFace is the square box of the face judged in the last frame.
+func (d *Door) LastFace() (image.Rectangle, bool) { return d.lastFace, !d.lastFace.Empty() }
 
 // match fills the observation from the gallery.
 func (d *Door) match(e verify.Embedding, obs *Observation) {

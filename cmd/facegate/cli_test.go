@@ -58,7 +58,14 @@ func testMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(tmp)
 	binPath = filepath.Join(tmp, "facegate")
-	if out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput(); err != nil {
+	// Under go test -race the binary is built with the race detector too,
+	// so the daemon's goroutines are checked in the end-to-end tests; a
+	// race makes it exit 66.
+	build := []string{"build", "-o", binPath}
+	if raceEnabled {
+		build = append(build, "-race")
+	}
+	if out, err := exec.Command("go", append(build, ".")...).CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "cli tests: go build: %v\n%s", err, out)
 		return 1
 	}
@@ -68,6 +75,7 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	cliEnv = append(os.Environ(),
+		"GORACE=halt_on_error=1 exitcode=66",
 		"FACEGATE_MODELS="+filepath.Join(libDir, "models"),
 		"FACEGATE_ORT_LIB="+filepath.Join(libDir, "libonnxruntime.so.1"))
 	return m.Run()

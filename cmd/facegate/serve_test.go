@@ -6,7 +6,9 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -552,6 +554,9 @@ func TestServeTimeToDecision(t *testing.T) {
 	if testing.Short() {
 		t.Skip("plays 24 s of video")
 	}
+	if raceEnabled {
+		t.Skip("a measurement: the race detector slows the chain (make bench runs it)")
+	}
 	b := startBroker(t)
 	sub := subscribe(t, b, "front")
 	dir := t.TempDir()
@@ -636,4 +641,89 @@ func metricFromLog(log string) (frames, dropped int) {
 		}
 	}
 	return
+}
+
+// TestServeCameraGoneAndSIGTERM: a camera that is not there is reported
+// and retried while the door stays up (health says so), and SIGTERM stops
+// it cleanly; the stop time is logged, not asserted (shared machine).
+func TestServeCameraGoneAndSIGTERM(t *testing.T) {
+	dir := t.TempDir()
+	port := freePort(t)
+	cfg := fmt.Sprintf("door: front\ncamera:\n  source: /dev/video99\n  min_backoff: 50ms\n  max_backoff: 200ms\ndb: %s\nmqtt:\n  url: tcp://127.0.0.1:%d\nhttp: 127.0.0.1:%d\n",
+		filepath.Join(dir, "door.db"), freePort(t), port)
+	d := startServe(t, writeConfig(t, dir, cfg))
+	var health map[string]any
+	var metrics string
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+		r := facegateHTTP(fmt.Sprintf("http://127.0.0.1:%d/healthz", port))
+		if r.code == 0 {
+			continue
+		}
+		json.Unmarshal([]byte(r.body), &health)
+		if r.code != 503 {
+			t.Fatalf("/healthz with no camera: status %d, want 503: %s", r.code, r.body)
+		}
+		if cam, _ := health["camera"].(map[string]any); cam != nil && strings.Contains(fmt.Sprint(cam["last_error"]), "/dev/video99") &&
+			strings.Count(d.log(), "/dev/video99") >= 3 {
+			metrics = facegateHTTP(fmt.Sprintf("http://127.0.0.1:%d/metrics", port)).body
+			break
+		}
+	}
+	if health == nil || metrics == "" {
+		t.Fatalf("no health report naming the missing camera; health %v", health)
+	}
+	for _, want := range []string{"facegate_camera_connected 0", "facegate_camera_reconnects", "facegate_broker_connected 0",
+		"facegate_outbox_depth 0", "facegate_gallery_people 0", "facegate_stage_seconds"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	start := time.Now()
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	if code := d.wait(t, 30*time.Second); code != 0 {
+		t.Errorf("exit %d after SIGTERM, want 0", code)
+	}
+	t.Logf("stopped %v after SIGTERM; the camera was retried %d times", time.Since(start).Round(time.Millisecond), strings.Count(d.log(), "retry"))
+}
+
+type httpResult struct {
+	code int
+	body string
+}
+
+func facegateHTTP(url string) httpResult {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return httpResult{}
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return httpResult{resp.StatusCode, string(b)}
+}
+
+// TestServeSeesAnEnrollmentWithoutRestart: the door starts with nobody
+// enrolled; the man is enrolled while it runs; it lets him in.
+func TestServeSeesAnEnrollmentWithoutRestart(t *testing.T) {
+	b := startBroker(t)
+	sub := subscribe(t, b, "front")
+	dir := t.TempDir()
+	db := filepath.Join(dir, "door.db")
+	clip := shortClip(t, 0, 50, 0, 12) // 24 s of him
+	d := startServe(t, writeConfig(t, dir, config(clip, db, b.url(), "")))
+	sub.waitFor(t, "a deny for the stranger", time.Minute, func(rs []received) bool { return len(rs) > 0 })
+	enrollMan(t, db)
+	sub.waitFor(t, "an unlock after the enrollment", time.Minute, func(rs []received) bool {
+		for _, r := range rs {
+			if r.ev.Kind == "unlock" && r.ev.Person != nil && r.ev.Person.ID == "m001" {
+				return true
+			}
+		}
+		return false
+	})
+	if !strings.Contains(d.log(), "gallery reloaded") {
+		t.Error("the log does not say the gallery was reloaded")
+	}
 }
