@@ -7,7 +7,7 @@ LFW := $(SHARED)/lfw-view1
 # measured with the same chain).
 LFW_FLOOR ?= 0.988
 
-.PHONY: help setup build test check-lfw bench demo clean
+.PHONY: help setup build test check-lfw bench demo install clean
 
 help:
 	@echo "make setup      install Debian packages, fetch and check models and ONNX Runtime"
@@ -15,7 +15,8 @@ help:
 	@echo "make test       setup, build, vet, gofmt check, go test -race, Mat leak tests (the CI test command)"
 	@echo "make check-lfw  facegate eval on LFW pairsDevTest; fails below $(LFW_FLOOR)"
 	@echo "make bench      stage timings, gallery search, time to decision at the door"
-	@echo "make demo       setup, build, and compare the man in the two webcam clips"
+	@echo "make demo       a door on a webcam clip: enroll, mosquitto, serve, unlocks printed"
+	@echo "make install    install the service (DESTDIR=, PREFIX= honoured; safe to run twice)"
 
 setup:
 	@bash scripts/setup.sh
@@ -42,6 +43,9 @@ bench: build
 	./bin/facegate bench $(LFW)/images/Aaron_Eckhart/Aaron_Eckhart_0001.jpg
 	$(GO) test -run x -bench 'GallerySearch|Stages|Frame' ./verify
 	$(GO) test -count 1 -run TimeToDecision -v ./cmd/facegate | grep -E 'time to decision|fps sustained|PASS|FAIL'
+
+install: build
+	bash deploy/install.sh
 
 demo: build
 	@bash scripts/demo.sh
