@@ -284,9 +284,12 @@ func (p *Publisher) Run(ctx context.Context) error {
 	if !p.running.CompareAndSwap(false, true) {
 		return errors.New("mqtt: Publisher.Run called twice")
 	}
+	// Events the broker acknowledged whose outbox row could not be
+	// deleted: the delete is retried instead of the publish.
+	acked := make(map[string]bool)
 	backoff := p.opt.MinBackoff
 	for attempt := 1; ; attempt++ {
-		established, err := p.session(ctx)
+		established, err := p.session(ctx, acked)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -318,8 +321,8 @@ type conn struct {
 
 // session makes one connection and serves it until ctx is done (then shuts
 // it down cleanly and returns nil) or it fails. established reports whether
-// the broker accepted the connection.
-func (p *Publisher) session(ctx context.Context) (established bool, err error) {
+// the broker accepted the connection and the announcement.
+func (p *Publisher) session(ctx context.Context, acked map[string]bool) (established bool, err error) {
 	lost := make(chan struct{})
 	var lostOnce sync.Once
 	var lostErr error
@@ -342,15 +345,21 @@ func (p *Publisher) session(ctx context.Context) (established bool, err error) {
 		SetPingTimeout(min(p.opt.KeepAlive, 10*time.Second)).
 		SetConnectTimeout(p.opt.ConnectTimeout).
 		SetWriteTimeout(ackTimeout).
-		SetBinaryWill("x/will", p.will, 1, true).
+		SetBinaryWill(p.statusTopic, p.will, 1, true).
 		SetCustomOpenConnectionFn(func(u *url.URL, _ mqtt.ClientOptions) (net.Conn, error) {
 			c, err := p.dial(ctx, u)
 			if err != nil {
 				return nil, err
 			}
 			dialMu.Lock()
+			defer dialMu.Unlock()
+			if err := ctx.Err(); err != nil {
+				// ctx ended after the dial: the close below found nothing
+				// to close.
+				c.Close()
+				return nil, err
+			}
 			dialed = c
-			dialMu.Unlock()
 			return c, nil
 		}).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
@@ -398,7 +407,7 @@ func (p *Publisher) session(ctx context.Context) (established bool, err error) {
 	defer p.connected.Store(false)
 	p.log.Info("mqtt connected", "broker", p.redacted, "client_id", p.opt.ClientID)
 
-	inflight, err := p.serve(ctx, c)
+	inflight, announced, err := p.serve(ctx, c, acked)
 	if ctx.Err() != nil {
 		p.shutdown(ctx, c, inflight)
 		return true, nil
@@ -406,7 +415,9 @@ func (p *Publisher) session(ctx context.Context) (established bool, err error) {
 	// The connection was lost or failed: forget it. Disconnect returns at
 	// once if paho already knows it is gone.
 	c.client.Disconnect(0)
-	return true, err
+	// A broker that accepts the connection but not our messages gets the
+	// growing backoff, like one that refuses it.
+	return announced, err
 }
 
 // dial opens the network connection for paho, honouring ctx.
@@ -424,7 +435,11 @@ func (p *Publisher) dial(ctx context.Context, u *url.URL) (net.Conn, error) {
 	case "ws", "wss":
 		ws := *u
 		ws.User = nil
-		return mqtt.NewWebsocket(ws.String(), p.opt.TLS, p.opt.ConnectTimeout, nil, nil)
+		var cfg *tls.Config
+		if u.Scheme == "wss" {
+			cfg = p.opt.TLS
+		}
+		return mqtt.NewWebsocket(ws.String(), cfg, p.opt.ConnectTimeout, nil, nil)
 	default:
 		return d.DialContext(ctx, "tcp", u.Host)
 	}
@@ -438,15 +453,20 @@ type inflight struct {
 
 // serve announces the publisher and delivers the outbox until ctx is done
 // (returning the message then in flight, if any) or the connection fails.
-func (p *Publisher) serve(ctx context.Context, c *conn) (*inflight, error) {
+// announced reports whether the announcement was acknowledged.
+func (p *Publisher) serve(ctx context.Context, c *conn, acked map[string]bool) (fl *inflight, announced bool, err error) {
 	if err := p.announce(ctx, c); err != nil {
-		return nil, err
+		return nil, false, err
 	}
+	fl, err = p.deliver(ctx, c, acked)
+	return fl, true, err
+}
+
+// deliver delivers the outbox, and again at every Notify, until ctx is done
+// (returning the message then in flight, if any) or the connection fails.
+func (p *Publisher) deliver(ctx context.Context, c *conn, acked map[string]bool) (*inflight, error) {
 	poll := time.NewTicker(outboxPoll)
 	defer poll.Stop()
-	// Events the broker acknowledged whose row could not be deleted: the
-	// delete is retried instead of the publish.
-	acked := make(map[string]bool)
 	for {
 		more, fl, err := p.deliverBatch(ctx, c, acked)
 		if fl != nil || ctx.Err() != nil {
@@ -497,7 +517,7 @@ func (p *Publisher) deliverBatch(ctx context.Context, c *conn, acked map[string]
 			continue
 		}
 		topic, payload := e.Topic, e.Payload
-		if false && p.stale(e, time.Now()) {
+		if p.stale(e, time.Now()) {
 			if topic, payload, err = p.expire(ctx, e); err != nil {
 				return false, nil, err
 			}
@@ -640,7 +660,7 @@ func (p *Publisher) shutdown(ctx context.Context, c *conn, fl *inflight) {
 	if err == nil {
 		// The broker acknowledges in order, so once this is acknowledged
 		// any earlier PUBACK has arrived too.
-		err = p.await(bg, c, c.client.Publish("x/off", 1, true, offline), shutdownWait)
+		err = p.await(bg, c, c.client.Publish(p.statusTopic, 1, true, offline), shutdownWait)
 	}
 	if err != nil {
 		p.log.Warn("mqtt: publishing the offline status failed", "err", err)

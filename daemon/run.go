@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -52,6 +53,15 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	var key ed25519.PrivateKey // nil: decisions go out unsigned
+	if cfg.SigningKey != "" {
+		k, err := LoadSigningKey(cfg.SigningKey)
+		if err != nil {
+			return err
+		}
+		key = k
+		log.Info("decisions are signed", "key", cfg.SigningKey, "public_key", KeyFingerprint(key.Public().(ed25519.PublicKey)))
+	}
 	db, err := store.Open(ctx, cfg.DB, deps.Files.EncoderID)
 	if err != nil {
 		return err
@@ -86,6 +96,10 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		return err
 	}
 	pub, err := NewPublisher(opts, db, log.With("part", "mqtt"))
+	if err != nil {
+		return err
+	}
+	faces, err := newDebugFaces(cfg.DebugFaces, log)
 	if err != nil {
 		return err
 	}
@@ -179,6 +193,9 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 			log.Info("gallery reloaded", "people", r.Gallery.Len(), "templates", r.Gallery.Templates(), "version", v)
 		}
 	})
+	if faces != nil {
+		spawn("debug faces", faces.sweep)
+	}
 	if lis != nil {
 		srv := &http.Server{Handler: healthMux(metrics, src, pub, door), ReadHeaderTimeout: 5 * time.Second}
 		spawn("http", func(ctx context.Context) error {
@@ -215,7 +232,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	log.Info("door ready", "door", cfg.Door, "camera", cfg.Camera.Source, "mqtt", redactURL(mqttURL),
 		"people", roster.Gallery.Len(), "threshold", pc.Threshold, "liveness", pc.Liveness, "version", deps.Version)
 
-	err = loop(ctx, src, door, db, pub, cfg, log)
+	err = loop(ctx, src, door, db, pub, cfg, key, faces, log)
 	daemon.SdNotify(false, daemon.SdNotifyStopping)
 	if errors.Is(err, io.EOF) {
 		log.Info("camera source ended; delivering what is left in the outbox")
@@ -232,7 +249,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 
 // loop hands the newest frame to the chain and records each decision with
 // its outbox row in one transaction, then wakes the publisher.
-func loop(ctx context.Context, src *camera.Source, door *Door, db *store.DB, pub *Publisher, cfg Config, log *slog.Logger) error {
+func loop(ctx context.Context, src *camera.Source, door *Door, db *store.DB, pub *Publisher, cfg Config, key ed25519.PrivateKey, faces *debugFaces, log *slog.Logger) error {
 	frame := gocv.NewMat()
 	defer frame.Close()
 	for {
@@ -254,6 +271,12 @@ func loop(ctx context.Context, src *camera.Source, door *Door, db *store.DB, pub
 			continue
 		}
 		ev := NewEvent(cfg.Door, *dec, time.Now())
+		if key != nil {
+			if ev, err = ev.Sign(key); err != nil {
+				log.Error("signing a decision", "err", err)
+				continue
+			}
+		}
 		payload, err := ev.Payload()
 		if err != nil {
 			log.Error("decision payload", "err", err)
@@ -267,6 +290,9 @@ func loop(ctx context.Context, src *camera.Source, door *Door, db *store.DB, pub
 			continue
 		}
 		pub.Notify()
+		if box, ok := door.LastFace(); ok && dec.Kind == KindDeny {
+			faces.save(frame, box, ev.ID, dec.Reason)
+		}
 		log.Info("decision", "kind", dec.Kind, "reason", dec.Reason, "person", dec.PersonID, "score", dec.Score,
 			"liveness", dec.Liveness, "frames", dec.Frames, "id", ev.ID)
 	}

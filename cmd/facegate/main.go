@@ -65,6 +65,10 @@ func newCommand(name string, stdout, stderr io.Writer) command {
 		return &GrabCommand{stdout: stdout, stderr: stderr}
 	case "watch":
 		return &WatchCommand{stdout: stdout, stderr: stderr}
+	case "keygen":
+		return &KeygenCommand{stdout: stdout, stderr: stderr}
+	case "relay":
+		return &RelayCommand{stdout: stdout, stderr: stderr}
 	}
 	return nil
 }
@@ -93,6 +97,8 @@ Commands:
 
 	serve     run the door: camera, recognition, MQTT decisions
 	watch     print a door's decisions as they arrive
+	keygen    make the key pair that signs a door's decisions
+	relay     act on a door's signed unlocks: run a command or pulse a GPIO line
 
 Run "facegate <command> -h" for a command's flags and examples.
 `

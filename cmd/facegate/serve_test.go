@@ -48,7 +48,9 @@ func freePort(t *testing.T) int {
 func startBroker(t *testing.T) *broker {
 	t.Helper()
 	b := &broker{t: t, dir: t.TempDir(), port: freePort(t)}
-	conf := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\nautosave_interval 1\n", b.port, b.dir)
+	// user root: run as root, mosquitto would otherwise drop to its own user,
+	// which cannot write its persistence into the test's private temp dir.
+	conf := fmt.Sprintf("user root\nlistener %d 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\nautosave_interval 1\n", b.port, b.dir)
 	if err := os.WriteFile(filepath.Join(b.dir, "m.conf"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
