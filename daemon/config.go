@@ -13,8 +13,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/facegate/facegate/internal/confmsg"
 	"io"
-	"io/fs"
 	"math"
 	"net"
 	"net/url"
@@ -242,7 +242,7 @@ func configDefaultText(p any) string {
 		}
 		return fmt.Sprintf(" (default %q)", *p)
 	case *time.Duration:
-		return " (default " + configFormatDuration(*p) + ")"
+		return " (default " + confmsg.FormatDuration(*p) + ")"
 	case *bool:
 		return fmt.Sprintf(" (default %t)", *p)
 	case *int:
@@ -253,19 +253,6 @@ func configDefaultText(p any) string {
 		return fmt.Sprintf(" (default %v)", *p)
 	}
 	return ""
-}
-
-// configFormatDuration writes d as a config file would: "24h" rather than
-// time.Duration's "24h0m0s".
-func configFormatDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = s[:len(s)-2]
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = s[:len(s)-2]
-	}
-	return s
 }
 
 // Load reads the YAML file at path, applies the defaults to the keys it does
@@ -367,7 +354,7 @@ func configReadFile(path string) ([]byte, error) {
 	name := configName(path)
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, configErr(fmt.Errorf("%s: %s", name, configFileProblem(err)))
+		return nil, configErr(fmt.Errorf("%s: %s", name, confmsg.FileProblem(err)))
 	}
 	defer f.Close()
 	if fi, err := f.Stat(); err == nil && fi.IsDir() {
@@ -375,28 +362,12 @@ func configReadFile(path string) ([]byte, error) {
 	}
 	data, err := io.ReadAll(io.LimitReader(f, configMaxFileSize+1))
 	if err != nil {
-		return nil, configErr(fmt.Errorf("%s: %s", name, configFileProblem(err)))
+		return nil, configErr(fmt.Errorf("%s: %s", name, confmsg.FileProblem(err)))
 	}
 	if len(data) > configMaxFileSize {
 		return nil, configErr(fmt.Errorf("%s: larger than %d KiB, not a config file", name, configMaxFileSize>>10))
 	}
 	return data, nil
-}
-
-// configFileProblem says what is wrong with a file in a few words, without
-// repeating its path.
-func configFileProblem(err error) string {
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return "no such file"
-	case errors.Is(err, fs.ErrPermission):
-		return "permission denied"
-	}
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err.Error()
-	}
-	return err.Error()
 }
 
 // file applies a YAML document to l.cfg.
@@ -463,28 +434,28 @@ func (l *configLoader) section(n *yaml.Node, prefix string) error {
 	}
 	if n.Kind != yaml.MappingNode {
 		if prefix == "" {
-			return l.errorf(at, "expected settings (door: ..., camera: ...), found %s", configDescribe(n))
+			return l.errorf(at, "expected settings (door: ..., camera: ...), found %s", confmsg.DescribeNode(n))
 		}
 		name := strings.TrimSuffix(prefix, ".")
 		return l.errorf(at, "%s: expected a mapping of its keys (%s, ...), found %s",
-			name, strings.Join(l.sectionKeys(name, 3), ", "), configDescribe(n))
+			name, strings.Join(l.sectionKeys(name, 3), ", "), confmsg.DescribeNode(n))
 	}
 	seen := make(map[string]int)
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		kn, v := n.Content[i], n.Content[i+1]
 		k := configResolve(kn)
 		if k.Kind != yaml.ScalarNode {
-			return l.errorf(kn.Line, "a key must be a name, found %s", configDescribe(k))
+			return l.errorf(kn.Line, "a key must be a name, found %s", confmsg.DescribeNode(k))
 		}
 		name := prefix + k.Value
 		if first, dup := seen[k.Value]; dup {
-			return l.errorf(kn.Line, "%s is set twice (first on line %d)", configQuoteIfNeeded(name), first)
+			return l.errorf(kn.Line, "%s is set twice (first on line %d)", confmsg.QuoteIfNeeded(name), first)
 		}
 		seen[k.Value] = kn.Line
 		switch {
 		case strings.Contains(k.Value, ".") && l.key(name) != nil:
 			return l.errorf(kn.Line, "%s is a flag's name; in the file, nest it (%s: then %s: under it)",
-				configQuoteIfNeeded(name), strings.Split(name, ".")[0], strings.Split(name, ".")[1])
+				confmsg.QuoteIfNeeded(name), strings.Split(name, ".")[0], strings.Split(name, ".")[1])
 		case l.key(name) != nil:
 			if err := l.setNode(l.key(name), v); err != nil {
 				return err
@@ -497,7 +468,7 @@ func (l *configLoader) section(n *yaml.Node, prefix string) error {
 		case k.Value == "<<":
 			return l.errorf(kn.Line, "merge keys (<<) are not supported; write the keys out")
 		default:
-			return l.errorf(kn.Line, "unknown key %s%s", configQuote(name), l.suggest(name))
+			return l.errorf(kn.Line, "unknown key %s%s", confmsg.Quote(name), l.suggest(name))
 		}
 	}
 	return nil
@@ -512,7 +483,7 @@ func (l *configLoader) setNode(k *configKey, v *yaml.Node) error {
 	}
 	p := k.field(&l.cfg)
 	if v.Kind != yaml.ScalarNode {
-		return l.errorf(at, "%s: expected %s, found %s", k.name, configWant(p), configDescribe(v))
+		return l.errorf(at, "%s: expected %s, found %s", k.name, configWant(p), confmsg.DescribeNode(v))
 	}
 	if err := configSet(p, v.Value); err != nil {
 		return l.errorf(at, "%s: %v", k.name, err)
@@ -524,7 +495,7 @@ func (l *configLoader) setNode(k *configKey, v *yaml.Node) error {
 func (l *configLoader) override(o string) error {
 	name, value, ok := strings.Cut(o, "=")
 	if !ok {
-		return fmt.Errorf("override %s: want key=value, e.g. camera.source=/dev/video2", configQuote(o))
+		return fmt.Errorf("override %s: want key=value, e.g. camera.source=/dev/video2", confmsg.Quote(o))
 	}
 	k := l.key(name)
 	if k == nil {
@@ -532,7 +503,7 @@ func (l *configLoader) override(o string) error {
 			return fmt.Errorf("--%s: a section, not a key; set one of its keys, e.g. --%s.%s",
 				name, name, l.sectionKeys(name, 1)[0])
 		}
-		return fmt.Errorf("--%s: unknown key%s", configQuoteIfNeeded(name), l.suggest(name))
+		return fmt.Errorf("--%s: unknown key%s", confmsg.QuoteIfNeeded(name), l.suggest(name))
 	}
 	if err := configSet(k.field(&l.cfg), value); err != nil {
 		return fmt.Errorf("--%s: %v", name, err)
@@ -607,32 +578,32 @@ func configSet(p any, s string) error {
 		case "false", "no", "off":
 			*p = false
 		default:
-			return fmt.Errorf("%s is not true or false", configQuote(s))
+			return fmt.Errorf("%s is not true or false", confmsg.Quote(s))
 		}
 	case *int:
 		n, err := strconv.ParseInt(s, 10, 0)
 		if errors.Is(err, strconv.ErrRange) {
-			return fmt.Errorf("%s is out of range", configQuote(s))
+			return fmt.Errorf("%s is out of range", confmsg.Quote(s))
 		} else if err != nil {
-			return fmt.Errorf("%s is not a whole number", configQuote(s))
+			return fmt.Errorf("%s is not a whole number", confmsg.Quote(s))
 		}
 		*p = int(n)
 	case *float32:
 		f, err := strconv.ParseFloat(s, 32)
 		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-			return fmt.Errorf("%s is not a number", configQuote(s))
+			return fmt.Errorf("%s is not a number", confmsg.Quote(s))
 		}
 		*p = float32(f)
 	case *float64:
 		f, err := strconv.ParseFloat(s, 64)
 		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-			return fmt.Errorf("%s is not a number", configQuote(s))
+			return fmt.Errorf("%s is not a number", confmsg.Quote(s))
 		}
 		*p = f
 	case *time.Duration:
 		d, err := time.ParseDuration(s)
 		if err != nil {
-			return fmt.Errorf("%s is not a duration (write it with a unit: \"5s\", \"1m30s\")", configQuote(s))
+			return fmt.Errorf("%s is not a duration (write it with a unit: \"5s\", \"1m30s\")", confmsg.Quote(s))
 		}
 		*p = d
 	default:
@@ -656,44 +627,9 @@ func configWant(p any) string {
 	return "text"
 }
 
-func configDescribe(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		return configQuote(n.Value)
-	}
-	return "nothing"
-}
-
-// configQuote quotes a value from the user for an error message, cut short
-// if long; the result is always one line.
-func configQuote(s string) string {
-	const limit = 60
-	if len(s) <= limit {
-		return strconv.Quote(s)
-	}
-	cut := limit
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return strconv.Quote(s[:cut]) + "..."
-}
-
-// configQuoteIfNeeded returns s as it is when it is one line of printable
-// text, else quoted.
-func configQuoteIfNeeded(s string) string {
-	if s != "" && !strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) || r == '"' }) && utf8.ValidString(s) {
-		return s
-	}
-	return configQuote(s)
-}
-
 // configName is how messages name the file.
 func configName(path string) string {
-	return configQuoteIfNeeded(path)
+	return confmsg.QuoteIfNeeded(path)
 }
 
 // configErr makes sure err's message is one line.
@@ -764,9 +700,9 @@ func (c Config) Validate() error {
 	case c.Door == "":
 		return configBad("door", "missing; name the door, e.g. \"front\" (it names the MQTT topics and the events)")
 	case strings.ContainsFunc(c.Door, func(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '-') }):
-		return configBad("door", "%s may hold only a-z, 0-9, _ and -", configQuote(c.Door))
+		return configBad("door", "%s may hold only a-z, 0-9, _ and -", confmsg.Quote(c.Door))
 	case len(c.Door) > maxDoorBytes:
-		return configBad("door", "%s is longer than %d characters", configQuote(c.Door), maxDoorBytes)
+		return configBad("door", "%s is longer than %d characters", confmsg.Quote(c.Door), maxDoorBytes)
 	}
 	if err := c.validateCamera(); err != nil {
 		return err
@@ -778,7 +714,7 @@ func (c Config) Validate() error {
 		return configBad("threads", "%d is negative (0 uses all cores)", c.Threads)
 	}
 	if fi, err := os.Stat(c.DB); err == nil && fi.IsDir() {
-		return configBad("db", "%s is a folder, not a database file", configQuoteIfNeeded(c.DB))
+		return configBad("db", "%s is a folder, not a database file", confmsg.QuoteIfNeeded(c.DB))
 	}
 	if err := c.MQTT.validate(); err != nil {
 		return err
@@ -798,7 +734,7 @@ func (c Config) Validate() error {
 	if c.HTTP != "" {
 		_, port, err := net.SplitHostPort(c.HTTP)
 		if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 0 || n > 65535 {
-			return configBad("http", "%s is not host:port (e.g. %s; \"\" disables the HTTP server)", configQuote(c.HTTP), configDefaultHTTP)
+			return configBad("http", "%s is not host:port (e.g. %s; \"\" disables the HTTP server)", confmsg.Quote(c.HTTP), configDefaultHTTP)
 		}
 	}
 	if c.SigningKey != "" {
@@ -809,15 +745,15 @@ func (c Config) Validate() error {
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
-		return configBad("log_level", "%s is not one of debug, info, warn, error", configQuote(c.LogLevel))
+		return configBad("log_level", "%s is not one of debug, info, warn, error", confmsg.Quote(c.LogLevel))
 	}
 	if c.DebugFaces.Dir != "" {
 		if fi, err := os.Stat(c.DebugFaces.Dir); err == nil && !fi.IsDir() {
-			return configBad("debug_faces.dir", "%s is not a folder", configQuoteIfNeeded(c.DebugFaces.Dir))
+			return configBad("debug_faces.dir", "%s is not a folder", confmsg.QuoteIfNeeded(c.DebugFaces.Dir))
 		}
 	}
 	if c.DebugFaces.Keep < 0 {
-		return configBad("debug_faces.keep", "%s is negative", configFormatDuration(c.DebugFaces.Keep))
+		return configBad("debug_faces.keep", "%s is negative", confmsg.FormatDuration(c.DebugFaces.Keep))
 	}
 	return nil
 }
@@ -832,12 +768,12 @@ func (c Config) validateCamera() error {
 	case !(cc.FolderFPS >= 0) || math.IsInf(cc.FolderFPS, 0):
 		return configBad("camera.folder_fps", "%v is not a frame rate (want a positive number, or 0 for %d)", cc.FolderFPS, camera.DefaultFolderFPS)
 	case cc.MinBackoff < 0:
-		return configBad("camera.min_backoff", "%s is negative", configFormatDuration(cc.MinBackoff))
+		return configBad("camera.min_backoff", "%s is negative", confmsg.FormatDuration(cc.MinBackoff))
 	case cc.MaxBackoff < 0:
-		return configBad("camera.max_backoff", "%s is negative", configFormatDuration(cc.MaxBackoff))
+		return configBad("camera.max_backoff", "%s is negative", confmsg.FormatDuration(cc.MaxBackoff))
 	case cc.MinBackoff > 0 && cc.MaxBackoff > 0 && cc.MinBackoff > cc.MaxBackoff:
 		return configBad("camera.min_backoff", "%s is longer than camera.max_backoff (%s)",
-			configFormatDuration(cc.MinBackoff), configFormatDuration(cc.MaxBackoff))
+			confmsg.FormatDuration(cc.MinBackoff), confmsg.FormatDuration(cc.MaxBackoff))
 	}
 	if err := cc.Validate(); err != nil {
 		msg := strings.TrimPrefix(err.Error(), "camera: ")
@@ -886,15 +822,15 @@ func (m MQTTConfig) validate() error {
 	}
 	switch {
 	case m.OutboxMaxAge <= 0:
-		return configBad("mqtt.outbox_max_age", "%s must be positive", configFormatDuration(m.OutboxMaxAge))
+		return configBad("mqtt.outbox_max_age", "%s must be positive", confmsg.FormatDuration(m.OutboxMaxAge))
 	case m.Keepalive < 0:
-		return configBad("mqtt.keepalive", "%s is negative (0 disables it)", configFormatDuration(m.Keepalive))
+		return configBad("mqtt.keepalive", "%s is negative (0 disables it)", confmsg.FormatDuration(m.Keepalive))
 	case m.Keepalive > 0 && m.Keepalive < time.Second:
-		return configBad("mqtt.keepalive", "%s is less than 1s (MQTT counts whole seconds; 0 disables it)", configFormatDuration(m.Keepalive))
+		return configBad("mqtt.keepalive", "%s is less than 1s (MQTT counts whole seconds; 0 disables it)", confmsg.FormatDuration(m.Keepalive))
 	case m.Keepalive > configMaxKeepalive:
-		return configBad("mqtt.keepalive", "%s is longer than MQTT allows (%s)", configFormatDuration(m.Keepalive), configFormatDuration(configMaxKeepalive))
+		return configBad("mqtt.keepalive", "%s is longer than MQTT allows (%s)", confmsg.FormatDuration(m.Keepalive), confmsg.FormatDuration(configMaxKeepalive))
 	case m.ConnectTimeout <= 0:
-		return configBad("mqtt.connect_timeout", "%s must be positive", configFormatDuration(m.ConnectTimeout))
+		return configBad("mqtt.connect_timeout", "%s must be positive", confmsg.FormatDuration(m.ConnectTimeout))
 	}
 	if m.Discovery {
 		if problem := configTopicProblem(m.DiscoveryPrefix); problem != "" {
@@ -915,7 +851,7 @@ func configBrokerURL(s string) error {
 		}
 		return configBad("mqtt.url", "not a valid URL: %v", err)
 	}
-	shown := configQuote(u.Redacted())
+	shown := confmsg.Quote(u.Redacted())
 	switch u.Scheme {
 	case "tcp", "ssl", "tls", "mqtt", "mqtts", "ws", "wss":
 	default:
@@ -938,15 +874,15 @@ func configTopicProblem(s string) string {
 	case s == "":
 		return "missing"
 	case len(s) > configMaxTopicPrefix:
-		return fmt.Sprintf("%s is longer than %d bytes", configQuote(s), configMaxTopicPrefix)
+		return fmt.Sprintf("%s is longer than %d bytes", confmsg.Quote(s), configMaxTopicPrefix)
 	case !utf8.ValidString(s) || strings.ContainsFunc(s, unicode.IsControl):
-		return fmt.Sprintf("%s is not UTF-8 text without control characters", configQuote(s))
+		return fmt.Sprintf("%s is not UTF-8 text without control characters", confmsg.Quote(s))
 	case strings.ContainsAny(s, "+#"):
-		return fmt.Sprintf("%s holds an MQTT wildcard (+ or #)", configQuote(s))
+		return fmt.Sprintf("%s holds an MQTT wildcard (+ or #)", confmsg.Quote(s))
 	case strings.HasPrefix(s, "/") || strings.HasSuffix(s, "/") || strings.Contains(s, "//"):
-		return fmt.Sprintf("%s has an empty topic level (a leading, trailing or double /)", configQuote(s))
+		return fmt.Sprintf("%s has an empty topic level (a leading, trailing or double /)", confmsg.Quote(s))
 	case strings.HasPrefix(s, "$"):
-		return fmt.Sprintf("%s begins with $, which MQTT reserves for the broker", configQuote(s))
+		return fmt.Sprintf("%s begins with $, which MQTT reserves for the broker", confmsg.Quote(s))
 	}
 	return ""
 }
@@ -955,11 +891,11 @@ func configTopicProblem(s string) string {
 // It does not read it: a FIFO would block, and the file's user checks its
 // contents.
 func configReadable(key, path string) error {
-	name := configQuoteIfNeeded(path)
+	name := confmsg.QuoteIfNeeded(path)
 	fi, err := os.Stat(path)
 	switch {
 	case err != nil:
-		return configBad(key, "%s: %s", name, configFileProblem(err))
+		return configBad(key, "%s: %s", name, confmsg.FileProblem(err))
 	case fi.IsDir():
 		return configBad(key, "%s is a folder, not a file", name)
 	case !fi.Mode().IsRegular():
@@ -967,7 +903,7 @@ func configReadable(key, path string) error {
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return configBad(key, "%s: %s", name, configFileProblem(err))
+		return configBad(key, "%s: %s", name, confmsg.FileProblem(err))
 	}
 	f.Close()
 	return nil

@@ -66,7 +66,7 @@ type MQTTOptions struct {
 	ClientID string // default "facegate-<door>"
 	Username string
 	Password string
-	TLS      *tls.Config // for ssl, tls, mqtts and wss; nil: system roots
+	TLS      *tls.Config // for ssl, tls, mqtts and wss; nil: system roots, server name from URL
 
 	Prefix  string // topic prefix; default "facegate"
 	Door    string // the door's id: one topic level, required
@@ -368,9 +368,6 @@ func (p *Publisher) session(ctx context.Context, acked map[string]bool) (establi
 				close(lost)
 			})
 		})
-	if p.opt.TLS != nil {
-		o.SetTLSConfig(p.opt.TLS)
-	}
 	c := &conn{
 		client: mqtt.NewClient(o),
 		lost:   lost,

@@ -13,6 +13,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/facegate/facegate/internal/confmsg"
 	"io"
 	"os"
 	"strconv"
@@ -167,12 +168,12 @@ func readKeyFile(path string, private bool) ([]byte, error) {
 	name := quotePath(path)
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %s", name, configFileProblem(err))
+		return nil, fmt.Errorf("%s: %s", name, confmsg.FileProblem(err))
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("%s: %s", name, configFileProblem(err))
+		return nil, fmt.Errorf("%s: %s", name, confmsg.FileProblem(err))
 	}
 	switch {
 	case fi.IsDir():
@@ -185,7 +186,7 @@ func readKeyFile(path string, private bool) ([]byte, error) {
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxKeyFileBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %s", name, configFileProblem(err))
+		return nil, fmt.Errorf("%s: %s", name, confmsg.FileProblem(err))
 	}
 	if len(data) > maxKeyFileBytes {
 		return nil, fmt.Errorf("%s: larger than %d KiB, not a key file", name, maxKeyFileBytes>>10)
@@ -227,5 +228,5 @@ func keyKind(k any) string {
 
 // quotePath names a file in an error: as it is when printable, else quoted.
 func quotePath(path string) string {
-	return configQuoteIfNeeded(path)
+	return confmsg.QuoteIfNeeded(path)
 }

@@ -35,6 +35,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/facegate/facegate/internal/confmsg"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -287,10 +288,10 @@ func defaultConfig() Config {
 // can be read, the command can be found. Every error is one line naming the
 // file and, where it can, the line and the key at fault.
 func LoadConfig(path string) (Config, error) {
-	name := quoteIfNeeded(path)
+	name := confmsg.QuoteIfNeeded(path)
 	f, err := os.Open(path)
 	if err != nil {
-		return Config{}, fmt.Errorf("%s: %s", name, fileProblem(err))
+		return Config{}, fmt.Errorf("%s: %s", name, confmsg.FileProblem(err))
 	}
 	defer f.Close()
 	if fi, err := f.Stat(); err == nil && fi.IsDir() {
@@ -298,7 +299,7 @@ func LoadConfig(path string) (Config, error) {
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxConfigBytes+1))
 	if err != nil {
-		return Config{}, fmt.Errorf("%s: %s", name, fileProblem(err))
+		return Config{}, fmt.Errorf("%s: %s", name, confmsg.FileProblem(err))
 	}
 	c, err := ParseConfig(data)
 	if err != nil {
@@ -359,7 +360,7 @@ func (c Config) Validate() error {
 	case len(c.Door) > 64:
 		return bad("door", "longer than 64 bytes")
 	case strings.ContainsFunc(c.Door, func(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '-') }):
-		return bad("door", "%s may hold only a-z, 0-9, _ and -", quote(c.Door))
+		return bad("door", "%s may hold only a-z, 0-9, _ and -", confmsg.Quote(c.Door))
 	}
 	if problem := topicProblem(c.TopicPrefix); problem != "" {
 		return bad("topic_prefix", "%s", problem)
@@ -368,18 +369,18 @@ func (c Config) Validate() error {
 	case c.PublicKey == "":
 		return bad("public_key", "missing; name the door's public key file (facegate keygen writes it)")
 	case c.MaxAge <= 0:
-		return bad("max_age", "%s must be positive", formatDuration(c.MaxAge))
+		return bad("max_age", "%s must be positive", confmsg.FormatDuration(c.MaxAge))
 	case c.MaxAge > maxWindow:
-		return bad("max_age", "%s is longer than %s", formatDuration(c.MaxAge), formatDuration(maxWindow))
+		return bad("max_age", "%s is longer than %s", confmsg.FormatDuration(c.MaxAge), confmsg.FormatDuration(maxWindow))
 	case c.Skew < 0:
-		return bad("skew", "%s is negative", formatDuration(c.Skew))
+		return bad("skew", "%s is negative", confmsg.FormatDuration(c.Skew))
 	case c.Skew > maxWindow:
-		return bad("skew", "%s is longer than %s", formatDuration(c.Skew), formatDuration(maxWindow))
+		return bad("skew", "%s is longer than %s", confmsg.FormatDuration(c.Skew), confmsg.FormatDuration(maxWindow))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
-		return bad("log_level", "%s is not one of debug, info, warn, error", quote(c.LogLevel))
+		return bad("log_level", "%s is not one of debug, info, warn, error", confmsg.Quote(c.LogLevel))
 	}
 	if err := c.MQTT.validate(); err != nil {
 		return err
@@ -395,9 +396,9 @@ func (m MQTTConfig) validate() error {
 	case m.ClientID == "":
 		return bad("mqtt.client_id", "missing")
 	case !utf8.ValidString(m.ClientID) || strings.ContainsFunc(m.ClientID, unicode.IsControl) || len(m.ClientID) > 256:
-		return bad("mqtt.client_id", "%s is not up to 256 bytes of printable UTF-8", quote(m.ClientID))
+		return bad("mqtt.client_id", "%s is not up to 256 bytes of printable UTF-8", confmsg.Quote(m.ClientID))
 	case !utf8.ValidString(m.Username) || strings.ContainsFunc(m.Username, unicode.IsControl):
-		return bad("mqtt.username", "%s is not printable UTF-8", quote(m.Username))
+		return bad("mqtt.username", "%s is not printable UTF-8", confmsg.Quote(m.Username))
 	case m.Cert != "" && m.Key == "":
 		return bad("mqtt.cert", "set without mqtt.key; a client certificate needs its private key")
 	case m.Key != "" && m.Cert == "":
@@ -421,15 +422,15 @@ func (o OutputConfig) validate() error {
 		case g.Chip == "":
 			return bad("output.gpio.chip", "missing; name the chip, e.g. gpiochip0")
 		case !utf8.ValidString(g.Chip) || strings.ContainsFunc(g.Chip, unicode.IsControl) || strings.ContainsRune(g.Chip, 0):
-			return bad("output.gpio.chip", "%s is not a chip name or path", quote(g.Chip))
+			return bad("output.gpio.chip", "%s is not a chip name or path", confmsg.Quote(g.Chip))
 		case g.Line < 0:
 			return bad("output.gpio.line", "missing; give the line's offset on the chip, e.g. 17 (gpioinfo lists them)")
 		case g.Line > 1<<16:
 			return bad("output.gpio.line", "%d is not a line offset", g.Line)
 		case g.Pulse <= 0:
-			return bad("output.gpio.pulse", "%s must be positive", formatDuration(g.Pulse))
+			return bad("output.gpio.pulse", "%s must be positive", confmsg.FormatDuration(g.Pulse))
 		case g.Pulse > maxPulse:
-			return bad("output.gpio.pulse", "%s is longer than %s", formatDuration(g.Pulse), formatDuration(maxPulse))
+			return bad("output.gpio.pulse", "%s is longer than %s", confmsg.FormatDuration(g.Pulse), confmsg.FormatDuration(maxPulse))
 		}
 		return nil
 	}
@@ -437,9 +438,9 @@ func (o OutputConfig) validate() error {
 	case o.Command[0] == "":
 		return bad("output.command", "the program (the first item) is empty")
 	case o.Timeout <= 0:
-		return bad("output.timeout", "%s must be positive", formatDuration(o.Timeout))
+		return bad("output.timeout", "%s must be positive", confmsg.FormatDuration(o.Timeout))
 	case o.Timeout > maxWindow:
-		return bad("output.timeout", "%s is longer than %s", formatDuration(o.Timeout), formatDuration(maxWindow))
+		return bad("output.timeout", "%s is longer than %s", confmsg.FormatDuration(o.Timeout), confmsg.FormatDuration(maxWindow))
 	}
 	for i, a := range o.Command {
 		if strings.ContainsRune(a, 0) {
@@ -464,7 +465,7 @@ func (c Config) CheckFiles() error {
 		}
 		fi, err := os.Stat(f.path)
 		if err == nil && !fi.Mode().IsRegular() {
-			return bad(f.key, "%s is not a regular file", quote(f.path))
+			return bad(f.key, "%s is not a regular file", confmsg.Quote(f.path))
 		}
 		if err == nil {
 			var fh *os.File
@@ -473,12 +474,12 @@ func (c Config) CheckFiles() error {
 			}
 		}
 		if err != nil {
-			return bad(f.key, "%s: %s", quote(f.path), fileProblem(err))
+			return bad(f.key, "%s: %s", confmsg.Quote(f.path), confmsg.FileProblem(err))
 		}
 	}
 	if len(c.Output.Command) > 0 {
 		if _, err := exec.LookPath(c.Output.Command[0]); err != nil {
-			return bad("output.command", "%s: %s", quote(c.Output.Command[0]), lookPathProblem(err))
+			return bad("output.command", "%s: %s", confmsg.Quote(c.Output.Command[0]), lookPathProblem(err))
 		}
 	}
 	return nil
@@ -493,7 +494,7 @@ func lookPathProblem(err error) string {
 	case errors.Is(err, fs.ErrPermission):
 		return "not executable (permission denied)"
 	}
-	return fileProblem(err)
+	return confmsg.FileProblem(err)
 }
 
 // configParser walks the YAML nodes of a config file.
@@ -605,17 +606,17 @@ func (p *configParser) mapping(n *yaml.Node, prefix string, keys map[string]sett
 		if prefix != "" {
 			what = strings.TrimSuffix(prefix, ".") + ": a mapping of " + strings.Join(sortedKeys(keys), ", ")
 		}
-		return atLine(n.Line, fmt.Errorf("expected %s, found %s", what, describe(n)))
+		return atLine(n.Line, fmt.Errorf("expected %s, found %s", what, confmsg.DescribeNode(n)))
 	}
 	seen := make(map[string]int)
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		kn, v := resolve(n.Content[i]), n.Content[i+1]
 		if kn.Kind != yaml.ScalarNode {
-			return atLine(kn.Line, fmt.Errorf("a key must be a name, found %s", describe(kn)))
+			return atLine(kn.Line, fmt.Errorf("a key must be a name, found %s", confmsg.DescribeNode(kn)))
 		}
 		name := prefix + kn.Value
 		if first, dup := seen[kn.Value]; dup {
-			return atLine(kn.Line, fmt.Errorf("%s is set twice (first on line %d)", quoteIfNeeded(name), first))
+			return atLine(kn.Line, fmt.Errorf("%s is set twice (first on line %d)", confmsg.QuoteIfNeeded(name), first))
 		}
 		seen[kn.Value] = kn.Line
 		set, ok := keys[kn.Value]
@@ -623,7 +624,7 @@ func (p *configParser) mapping(n *yaml.Node, prefix string, keys map[string]sett
 			if kn.Value == "<<" {
 				return atLine(kn.Line, errors.New("merge keys (<<) are not supported; write the keys out"))
 			}
-			return atLine(kn.Line, fmt.Errorf("unknown key %s (known here: %s)", quote(name), strings.Join(sortedKeys(keys), ", ")))
+			return atLine(kn.Line, fmt.Errorf("unknown key %s (known here: %s)", confmsg.Quote(name), strings.Join(sortedKeys(keys), ", ")))
 		}
 		p.lines[name] = kn.Line
 		v = resolve(v)
@@ -662,23 +663,9 @@ func isNull(n *yaml.Node) bool {
 	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
 }
 
-func describe(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		return quote(n.Value)
-	case yaml.AliasNode:
-		return "an alias"
-	}
-	return "nothing"
-}
-
 func scalar(name string, v *yaml.Node, want string) (string, error) {
 	if v.Kind != yaml.ScalarNode {
-		return "", bad(name, "expected %s, found %s", want, describe(v))
+		return "", bad(name, "expected %s, found %s", want, confmsg.DescribeNode(v))
 	}
 	return v.Value, nil
 }
@@ -702,7 +689,7 @@ func durationKey(p *time.Duration) setter {
 		}
 		d, err := time.ParseDuration(s)
 		if err != nil {
-			return bad(name, "%s is not a duration (write it with a unit: \"5s\", \"1500ms\")", quote(s))
+			return bad(name, "%s is not a duration (write it with a unit: \"5s\", \"1500ms\")", confmsg.Quote(s))
 		}
 		*p = d
 		return nil
@@ -721,7 +708,7 @@ func boolKey(p *bool) setter {
 		case "false", "no", "off":
 			*p = false
 		default:
-			return bad(name, "%s is not true or false", quote(s))
+			return bad(name, "%s is not true or false", confmsg.Quote(s))
 		}
 		return nil
 	}
@@ -735,7 +722,7 @@ func intKey(p *int) setter {
 		}
 		n, err := strconv.ParseInt(s, 10, 32)
 		if err != nil {
-			return bad(name, "%s is not a whole number", quote(s))
+			return bad(name, "%s is not a whole number", confmsg.Quote(s))
 		}
 		*p = int(n)
 		return nil
@@ -745,13 +732,13 @@ func intKey(p *int) setter {
 func argvKey(p *[]string) setter {
 	return func(name string, v *yaml.Node) error {
 		if v.Kind != yaml.SequenceNode {
-			return bad(name, "expected a list: the program and its arguments, e.g. [/usr/local/bin/open-door, --seconds, \"3\"] (no shell runs it), found %s", describe(v))
+			return bad(name, "expected a list: the program and its arguments, e.g. [/usr/local/bin/open-door, --seconds, \"3\"] (no shell runs it), found %s", confmsg.DescribeNode(v))
 		}
 		argv := make([]string, 0, len(v.Content))
 		for i, a := range v.Content {
 			a = resolve(a)
 			if a.Kind != yaml.ScalarNode || isNull(a) {
-				return bad(name, "item %d: expected text, found %s", i+1, describe(a))
+				return bad(name, "item %d: expected text, found %s", i+1, confmsg.DescribeNode(a))
 			}
 			argv = append(argv, a.Value)
 		}
@@ -774,7 +761,7 @@ func brokerURL(s string) error {
 		}
 		return bad("mqtt.url", "not a valid URL: %v", err)
 	}
-	shown := quote(u.Redacted())
+	shown := confmsg.Quote(u.Redacted())
 	switch u.Scheme {
 	case "tcp", "ssl", "tls", "mqtt", "mqtts":
 		if u.Hostname() == "" {
@@ -802,52 +789,17 @@ func topicProblem(s string) string {
 	case s == "":
 		return "missing"
 	case !utf8.ValidString(s):
-		return fmt.Sprintf("%s is not valid UTF-8", quote(s))
+		return fmt.Sprintf("%s is not valid UTF-8", confmsg.Quote(s))
 	case strings.ContainsAny(s, "+#\x00"):
-		return fmt.Sprintf("%s holds an MQTT wildcard (+ or #) or NUL", quote(s))
+		return fmt.Sprintf("%s holds an MQTT wildcard (+ or #) or NUL", confmsg.Quote(s))
 	case strings.HasPrefix(s, "/") || strings.HasSuffix(s, "/") || strings.Contains(s, "//"):
-		return fmt.Sprintf("%s has an empty topic level (a leading, trailing or double /)", quote(s))
+		return fmt.Sprintf("%s has an empty topic level (a leading, trailing or double /)", confmsg.Quote(s))
 	case strings.HasPrefix(s, "$"):
-		return fmt.Sprintf("%s begins with $, which MQTT reserves for the broker", quote(s))
+		return fmt.Sprintf("%s begins with $, which MQTT reserves for the broker", confmsg.Quote(s))
 	case len(s) > 1024:
 		return "longer than 1024 bytes"
 	}
 	return ""
-}
-
-// formatDuration writes d as a config file would: "24h" rather than
-// "24h0m0s".
-func formatDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = s[:len(s)-2]
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = s[:len(s)-2]
-	}
-	return s
-}
-
-// quote quotes a value from the user for a message, cut short if long.
-func quote(s string) string {
-	const limit = 60
-	if len(s) <= limit {
-		return strconv.Quote(s)
-	}
-	cut := limit
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return strconv.Quote(s[:cut]) + "..."
-}
-
-// quoteIfNeeded is s as it is when it is one line of printable text, else
-// quoted.
-func quoteIfNeeded(s string) string {
-	if s != "" && utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) || r == '"' }) {
-		return s
-	}
-	return quote(s)
 }
 
 // oneLine escapes control characters in err's message.
@@ -866,20 +818,6 @@ func oneLine(err error) error {
 		}
 	}
 	return errors.New(b.String())
-}
-
-func fileProblem(err error) string {
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return "no such file"
-	case errors.Is(err, fs.ErrPermission):
-		return "permission denied"
-	}
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err.Error()
-	}
-	return err.Error()
 }
 
 // ---------------------------------------------------------------------------
@@ -973,7 +911,7 @@ func New(cfg Config, opt Options) (*Relay, error) {
 	if m.PasswordFile != "" {
 		b, err := os.ReadFile(m.PasswordFile)
 		if err != nil {
-			return nil, bad("mqtt.password_file", "%s: %s", quote(m.PasswordFile), fileProblem(err))
+			return nil, bad("mqtt.password_file", "%s: %s", confmsg.Quote(m.PasswordFile), confmsg.FileProblem(err))
 		}
 		r.password = strings.TrimRight(string(b), "\r\n")
 	}
@@ -982,17 +920,17 @@ func New(cfg Config, opt Options) (*Relay, error) {
 		if m.CA != "" {
 			pem, err := os.ReadFile(m.CA)
 			if err != nil {
-				return nil, bad("mqtt.ca", "%s: %s", quote(m.CA), fileProblem(err))
+				return nil, bad("mqtt.ca", "%s: %s", confmsg.Quote(m.CA), confmsg.FileProblem(err))
 			}
 			t.RootCAs = x509.NewCertPool()
 			if !t.RootCAs.AppendCertsFromPEM(pem) {
-				return nil, bad("mqtt.ca", "%s: no PEM certificate in it", quote(m.CA))
+				return nil, bad("mqtt.ca", "%s: no PEM certificate in it", confmsg.Quote(m.CA))
 			}
 		}
 		if m.Cert != "" {
 			c, err := tls.LoadX509KeyPair(m.Cert, m.Key)
 			if err != nil {
-				return nil, bad("mqtt.cert", "%s with mqtt.key %s: %v", quote(m.Cert), quote(m.Key), err)
+				return nil, bad("mqtt.cert", "%s with mqtt.key %s: %v", confmsg.Quote(m.Cert), confmsg.Quote(m.Key), err)
 			}
 			t.Certificates = []tls.Certificate{c}
 		}
@@ -1366,7 +1304,7 @@ func ioctl(fd int, req uint, arg unsafe.Pointer) error {
 // openGPIO requests the line as an output, driven inactive.
 func openGPIO(cfg GPIOConfig) (*gpioOutput, error) {
 	path := cfg.ChipPath()
-	name := quoteIfNeeded(path)
+	name := confmsg.QuoteIfNeeded(path)
 	chip, err := unix.Open(path, unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
