@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/facegate/facegate/learn"
 	"github.com/facegate/facegate/verify"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
@@ -32,12 +33,16 @@ and reports 10-fold accuracy (each fold judged at the threshold that is best
 on the other nine) ± standard deviation, the equal error rate, the true-accept
 rate at false-accept rates 1e-2 and 1e-3, the images with no face (their pairs
 count as wrong) and the operating threshold. Ends stdout with one JSON line.
-Nothing is cached between runs.
+Nothing is cached between runs. With --head, pairs are scored by a head
+stored in --db by facegate train instead of plain cosine, so the two can be
+compared on the same pairs.
 
 Examples:
 
 	facegate eval --pairs ../shared/data/lfw-view1/pairsDevTest.txt \
 	    --images ../shared/data/lfw-view1/images --roc roc.png
+	facegate eval --pairs ../shared/data/lfw-view1/pairsDevTest.txt \
+	    --images ../shared/data/lfw-view1/images --db gallery.db --head triplet-20260301-101500
 `
 
 type evalJSON struct {
@@ -52,6 +57,8 @@ type evalJSON struct {
 	Threshold   float64 `json:"threshold"`
 	Seconds     float64 `json:"seconds"`
 	Model       string  `json:"model"`
+	Head        string  `json:"head,omitempty"`
+	Method      string  `json:"method,omitempty"`
 }
 
 func (c *EvalCommand) Run(ctx context.Context, args []string) error {
@@ -66,6 +73,9 @@ func (c *EvalCommand) Run(ctx context.Context, args []string) error {
 	maxPixels := maxPixelsFlag(fs)
 	faceFlag := fs.String("face", "central", "which face of an image with several: central (LFW images are centred on their subject) or largest")
 	minAccuracy := fs.Float64("min-accuracy", 0, "exit 1 when the 10-fold accuracy is below this (0 to 1), for CI")
+	var dbf dbFlag
+	dbf.register(fs)
+	headName := fs.String("head", "", "score pairs with this head from --db instead of plain cosine")
 	if err := parseFlags(fs, args, c.stderr, evalUsage); err != nil {
 		return err
 	}
@@ -95,6 +105,10 @@ func (c *EvalCommand) Run(ctx context.Context, args []string) error {
 	}
 	if st, err := os.Stat(*imagesDir); err != nil || !st.IsDir() {
 		return fmt.Errorf("--images %s: not a folder", *imagesDir)
+	}
+	head, err := c.loadHead(ctx, &dbf, &mf, *headName)
+	if err != nil {
+		return err
 	}
 	pairs, err := verify.ReadPairsFile(*pairsPath)
 	if err != nil {
@@ -145,6 +159,12 @@ func (c *EvalCommand) Run(ctx context.Context, args []string) error {
 			if err != nil {
 				return err
 			}
+			if head != nil {
+				if head.Dim() != len(a.Vector) {
+					return fmt.Errorf("head %q takes %d-dimensional embeddings, the encoder makes %d", *headName, head.Dim(), len(a.Vector))
+				}
+				sim = head.Score(a.Vector, b.Vector)
+			}
 			scores[i].Similarity = float64(sim)
 		}
 	}
@@ -153,7 +173,11 @@ func (c *EvalCommand) Run(ctx context.Context, args []string) error {
 		return fmt.Errorf("%s: %w", *pairsPath, err)
 	}
 	if *rocPath != "" {
-		if err := writeROC(*rocPath, scores); err != nil {
+		label := "cosine"
+		if head != nil {
+			label = *headName
+		}
+		if err := writeROC(*rocPath, label, scores); err != nil {
 			return err
 		}
 		fmt.Fprintf(c.stderr, "ROC curve written to %s\n", *rocPath)
@@ -167,6 +191,9 @@ func (c *EvalCommand) Run(ctx context.Context, args []string) error {
 		Pairs: rep.Pairs, Images: len(images), Accuracy: rep.Accuracy, AccuracyStd: rep.AccuracyStd,
 		EER: rep.EER, TAR1e2: rep.TARAtFAR1e2, TAR1e3: rep.TARAtFAR1e3, NoFace: noFace,
 		Threshold: rep.Threshold, Seconds: time.Since(start).Seconds(), Model: model,
+	}
+	if head != nil {
+		out.Head, out.Method = *headName, string(head.Method())
 	}
 	fmt.Fprintf(c.stderr, "%d pairs, %d images (%d without a face), %.0f s\n", out.Pairs, out.Images, noFace, out.Seconds)
 	fmt.Fprintf(c.stderr, "accuracy %.2f%% ± %.2f (10-fold)   EER %.2f%%   TAR %.2f%% at FAR 1e-2, %.2f%% at FAR 1e-3   threshold %.4f\n",
@@ -263,12 +290,48 @@ func newProgress(w io.Writer, n int, what string) *progressbar.ProgressBar {
 	return progressbar.NewOptions(n, progressbar.OptionSetVisibility(false))
 }
 
-func writeROC(path string, scores []verify.Score) error {
+// loadHead reads the head named name from the database, checking that it
+// applies to the encoder the flags select; nil for plain cosine.
+func (c *EvalCommand) loadHead(ctx context.Context, dbf *dbFlag, mf *modelFlags, name string) (learn.Head, error) {
+	if name == "" {
+		return nil, nil
+	}
+	if dbf.path == "" {
+		return nil, usagef("--head %s: give --db, the database holding it", name)
+	}
+	if _, err := os.Stat(dbf.path); err != nil {
+		return nil, fmt.Errorf("--db %s: no such database", dbf.path)
+	}
+	model, err := mf.encoderID()
+	if err != nil {
+		return nil, err
+	}
+	db, err := dbf.open(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	stored, err := db.Head(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if stored.Model != model {
+		return nil, fmt.Errorf("head %q in %s applies to encoder %s, but this facegate uses %s", name, db.Path(), shortID(stored.Model), shortID(model))
+	}
+	h, err := learn.Decode(stored.Blob)
+	if err != nil {
+		return nil, fmt.Errorf("head %q in %s: %w", name, db.Path(), err)
+	}
+	fmt.Fprintf(c.stderr, "scoring pairs with head %q (%s) instead of plain cosine\n", name, h.Method())
+	return h, nil
+}
+
+func writeROC(path, label string, scores []verify.Score) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	if err := verify.WriteROCPNG(f, verify.Curve{Label: "cosine", Points: verify.ROC(scores)}); err != nil {
+	if err := verify.WriteROCPNG(f, verify.Curve{Label: label, Points: verify.ROC(scores)}); err != nil {
 		f.Close()
 		os.Remove(path)
 		return fmt.Errorf("write %s: %w", path, err)

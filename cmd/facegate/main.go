@@ -65,6 +65,12 @@ func newCommand(name string, stdout, stderr io.Writer) command {
 		return &GrabCommand{stdout: stdout, stderr: stderr}
 	case "watch":
 		return &WatchCommand{stdout: stdout, stderr: stderr}
+	case "train":
+		return &TrainCommand{stdout: stdout, stderr: stderr}
+	case "heads":
+		return &HeadsCommand{stdout: stdout, stderr: stderr}
+	case "calibrate":
+		return &CalibrateCommand{stdout: stdout, stderr: stderr}
 	case "keygen":
 		return &KeygenCommand{stdout: stdout, stderr: stderr}
 	case "relay":
@@ -94,6 +100,10 @@ Commands:
 	import    enroll a folder of people, or load templates exported by another door
 	export    write the gallery's templates to a portable file
 	grab      save one frame of a camera or video as a photo, to enroll from
+
+	train     learn from the enrolled people how to compare faces (triplet, logistic, chi2)
+	heads     list the learned heads and choose the one eval uses
+	calibrate set the operating threshold for a target false-accept rate
 
 	serve     run the door: camera, recognition, MQTT decisions
 	watch     print a door's decisions as they arrive

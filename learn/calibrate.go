@@ -1,0 +1,128 @@
+package learn
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+
+	"github.com/facegate/facegate/verify"
+)
+
+// Calibration is the operating point chosen for a target false-accept rate.
+type Calibration struct {
+	TargetFAR float64 `json:"target_far"`
+	Threshold float32 `json:"threshold"` // accept a pair when its score is >= this
+	FAR       float64 `json:"far"`       // on the impostor pairs, at Threshold
+	FRR       float64 `json:"frr"`       // on the genuine pairs, at Threshold
+	Impostors int     `json:"impostor_pairs"`
+	Genuine   int     `json:"genuine_pairs"`
+	// Resolved is false when there are fewer than 1/TargetFAR impostor
+	// pairs: the FAR cannot be measured that finely, and Threshold is the
+	// lowest that accepts none of them.
+	Resolved bool `json:"resolved"`
+}
+
+// Calibrate chooses the lowest threshold whose false-accept rate on the
+// impostor scores is at most far (ties at a threshold are rejected
+// together, so the rate reached may be lower), and reports the
+// false-reject rate of the genuine scores there. Scores are compared as a
+// Head computes them, in float32.
+func Calibrate(genuine, impostor []float32, far float64) (Calibration, error) {
+	if !(far > 0 && far < 1) {
+		return Calibration{}, fmt.Errorf("learn: target FAR %g: must be between 0 and 1", far)
+	}
+	if len(genuine) == 0 || len(impostor) == 0 {
+		return Calibration{}, fmt.Errorf("learn: calibrate on %d genuine and %d impostor pairs: need both", len(genuine), len(impostor))
+	}
+	for _, s := range slices.Concat(genuine, impostor) {
+		if math.IsNaN(float64(s)) {
+			return Calibration{}, errors.New("learn: calibrate: a score is NaN")
+		}
+	}
+	imp := slices.Clone(impostor)
+	slices.SortFunc(imp, func(a, b float32) int { return cmp.Compare(b, a) }) // descending
+	n := len(imp)
+	allowed := int(math.Floor(far*float64(n) + 1e-9)) // false accepts the target allows
+	c := Calibration{TargetFAR: far, Impostors: n, Genuine: len(genuine), Resolved: far*float64(n) >= 1-1e-9}
+	// Reject the (allowed+1)-th highest impostor score and everything below.
+	c.Threshold = math.Nextafter32(imp[min(allowed, n-1)], float32(math.Inf(1)))
+	var fa, fr int
+	for _, s := range imp {
+		if s >= c.Threshold {
+			fa++
+		}
+	}
+	for _, s := range genuine {
+		if s < c.Threshold {
+			fr++
+		}
+	}
+	c.FAR = float64(fa) / float64(n)
+	c.FRR = float64(fr) / float64(len(genuine))
+	return c, nil
+}
+
+// PairScores scores, with h, every genuine pair of s (two embeddings of
+// one person) and every impostor pair (of two people), or maxImpostors of
+// the impostor pairs drawn at random with seed when there are more.
+// Embeddings of a projecting head are projected once.
+func PairScores(h Head, s Set, maxImpostors int, seed uint64) (genuine, impostor []float32, err error) {
+	if len(s.Vectors) != len(s.Labels) {
+		return nil, nil, fmt.Errorf("learn: %d vectors but %d labels", len(s.Vectors), len(s.Labels))
+	}
+	for i, v := range s.Vectors {
+		if len(v) != h.Dim() {
+			return nil, nil, fmt.Errorf("learn: embedding %d of %q has %d dimensions, the head takes %d", i, s.Labels[i], len(v), h.Dim())
+		}
+	}
+	vecs := s.Vectors
+	score := h.Score
+	if p, ok := h.(Projector); ok {
+		vecs = make([][]float32, len(s.Vectors))
+		for i, v := range s.Vectors {
+			vecs[i] = p.Project(nil, v)
+		}
+		score = verify.Dot // exactly what the head computes after projecting
+	}
+	n := len(vecs)
+	pairsTotal := n * (n - 1) / 2
+	var sameTotal int
+	counts := s.counts()
+	for _, c := range counts {
+		sameTotal += c * (c - 1) / 2
+	}
+	if pairsTotal-sameTotal <= maxImpostors || maxImpostors <= 0 {
+		for i := range n {
+			for j := i + 1; j < n; j++ {
+				sc := score(vecs[i], vecs[j])
+				if s.Labels[i] == s.Labels[j] {
+					genuine = append(genuine, sc)
+				} else {
+					impostor = append(impostor, sc)
+				}
+			}
+		}
+		return genuine, impostor, nil
+	}
+	for i := range n {
+		for j := i + 1; j < n; j++ {
+			if s.Labels[i] == s.Labels[j] {
+				genuine = append(genuine, score(vecs[i], vecs[j]))
+			}
+		}
+	}
+	if len(counts) < 2 {
+		return genuine, nil, nil
+	}
+	rng := rand.New(rand.NewPCG(seed, 0xca1))
+	for len(impostor) < maxImpostors {
+		i, j := rng.IntN(n), rng.IntN(n)
+		if s.Labels[i] != s.Labels[j] {
+			impostor = append(impostor, score(vecs[i], vecs[j]))
+		}
+	}
+	return genuine, impostor, nil
+}
