@@ -400,6 +400,12 @@ func startPubLog(t *testing.T, opt MQTTOptions, db *store.DB, gate *testGate, lo
 	r := &runningPub{Publisher: p, cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- p.Run(ctx) }()
 	t.Cleanup(func() { r.stop(t) })
+	// Return only once Run owns the publisher, so a test's own call to Run
+	// cannot win the race to start it (on a loaded machine it did, and then
+	// ran forever on a context nobody cancels).
+	for !p.running.Load() {
+		time.Sleep(time.Millisecond)
+	}
 	return r
 }
 
@@ -1266,7 +1272,9 @@ func TestPublishNotifyAndRunOnce(t *testing.T) {
 	for range 1000 {
 		p.Notify() // never blocks, running or not
 	}
-	if err := p.Run(context.Background()); err == nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // a hang guard only
+	defer cancel()
+	if err := p.Run(ctx); err == nil {
 		t.Error("a second Run was allowed")
 	}
 	if p.Connected() {
