@@ -25,6 +25,10 @@ import (
 // BGR frame is 120 MB, and a door has no use for larger photos.
 const DefaultMaxPixels = 40_000_000
 
+// ErrNotImage is wrapped by the errors of ReadImage and DecodeImage for data
+// that is no image format facegate reads.
+var ErrNotImage = errors.New("not an image (or not a format facegate reads: JPEG, PNG, GIF, BMP, TIFF, WebP)")
+
 // maxFileBytes bounds how much of a file is read into memory.
 const maxFileBytes = 256 << 20
 
@@ -46,7 +50,7 @@ func DecodeImage(name string, data []byte, maxPixels int) (gocv.Mat, error) {
 	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
 	switch {
 	case errors.Is(err, image.ErrFormat):
-		return gocv.Mat{}, fmt.Errorf("%s: not an image (or not a format facegate reads: JPEG, PNG, GIF, BMP, TIFF, WebP)", name)
+		return gocv.Mat{}, fmt.Errorf("%s: %w", name, ErrNotImage)
 	case err != nil:
 		return gocv.Mat{}, fmt.Errorf("%s: corrupt or truncated image header: %v", name, err)
 	}

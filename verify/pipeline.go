@@ -90,6 +90,9 @@ func Open(rt *onnx.Runtime, files ModelFiles, threads int) (p *Pipeline, err err
 	return p, nil
 }
 
+// Dim is the length of the pipeline's embeddings.
+func (p *Pipeline) Dim() int { return p.enc.Dim() }
+
 // EncoderID is the identity carried by the pipeline's embeddings.
 func (p *Pipeline) EncoderID() string { return p.enc.Model() }
 

@@ -10,7 +10,7 @@
 // float32 computation in a fixed order, on every machine.
 #define LANES 16
 
-static inline float dot_generic(const float *a, const float *b, int64_t d) {
+__attribute__((always_inline)) static inline float dot(const float *a, const float *b, int64_t d) {
 	float acc[LANES] = {0};
 	int64_t j = 0;
 	for (; j + LANES <= d; j += LANES)
@@ -45,29 +45,16 @@ static inline float dot_generic(const float *a, const float *b, int64_t d) {
 	return r;
 
 static facegate_match search_generic(const float *q, const float *m, const int32_t *owner, int64_t n, int64_t d) {
-	SEARCH_BODY(dot_generic)
+	SEARCH_BODY(dot)
 }
 
 #if defined(__x86_64__)
-// The same code compiled for AVX2; chosen at run time where the CPU has it.
-// No FMA: a fused multiply-add rounds once instead of twice, and the scores
-// must not depend on the door's CPU.
-__attribute__((target("avx2"))) static inline float dot_avx2(const float *a, const float *b, int64_t d) {
-	float acc[LANES] = {0};
-	int64_t j = 0;
-	for (; j + LANES <= d; j += LANES)
-		for (int k = 0; k < LANES; k++)
-			acc[k] += a[j + k] * b[j + k];
-	float s = 0;
-	for (int k = 0; k < LANES; k++)
-		s += acc[k];
-	for (; j < d; j++)
-		s += a[j] * b[j];
-	return s;
-}
-
+// The same search compiled for AVX2, chosen at run time where the CPU has
+// it; dot is inlined into it and vectorised for AVX2. No FMA: a fused
+// multiply-add rounds once instead of twice, and the scores must not depend
+// on the door's CPU.
 __attribute__((target("avx2"))) static facegate_match search_avx2(const float *q, const float *m, const int32_t *owner, int64_t n, int64_t d) {
-	SEARCH_BODY(dot_avx2)
+	SEARCH_BODY(dot)
 }
 #endif
 

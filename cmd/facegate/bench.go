@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -208,7 +209,7 @@ func openFrames(path string, maxPixels int) (frameSource, error) {
 	if m, err := camera.DecodeImage(path, data, maxPixels); err == nil {
 		m.Close()
 		return &photoFrames{path: path, data: data, maxPixels: maxPixels}, nil
-	} else if !strings.Contains(err.Error(), "not an image") {
+	} else if !errors.Is(err, camera.ErrNotImage) {
 		return nil, err
 	}
 	return camera.OpenVideoFile(path)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/facegate/facegate/camera"
+	"github.com/facegate/facegate/daemon"
 	"github.com/facegate/facegate/detect"
 	"github.com/facegate/facegate/store"
 	"github.com/facegate/facegate/verify"
@@ -77,17 +78,11 @@ func (c *EnrollCommand) Run(ctx context.Context, args []string) error {
 		return usagef("--valid-until %s is before --valid-from %s", *validUntil, *validFrom)
 	}
 
-	rt, p, err := mf.open()
+	p, db, closeAll, err := openWithDB(ctx, &mf, &dbf)
 	if err != nil {
 		return err
 	}
-	defer rt.Close()
-	defer p.Close()
-	db, err := dbf.open(ctx, p.EncoderID())
-	if err != nil {
-		return err
-	}
-	defer db.Close()
+	defer closeAll()
 
 	ts, refusals := enrollmentTemplates(p, fs.Args(), *maxPixels)
 	for _, r := range refusals {
@@ -150,10 +145,11 @@ func warnLookalikes(ctx context.Context, w io.Writer, db *store.DB, model, id st
 	if len(ts) == 0 {
 		return nil
 	}
-	g, _, err := loadGallery(ctx, db, model, len(ts[0].Vector))
+	roster, err := daemon.LoadRoster(ctx, db, model, len(ts[0].Vector))
 	if err != nil {
 		return err
 	}
+	g := roster.Gallery
 	if g.Len() == 0 {
 		return nil
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/facegate/facegate/daemon"
 	"github.com/facegate/facegate/verify"
 )
 
@@ -65,21 +66,16 @@ func (c *IdentifyCommand) Run(ctx context.Context, args []string) error {
 	if fs.NArg() == 0 {
 		return usagef("no photo given (facegate identify PHOTO...)")
 	}
-	rt, p, err := mf.open()
+	p, db, closeAll, err := openWithDB(ctx, &mf, &dbf)
 	if err != nil {
 		return err
 	}
-	defer rt.Close()
-	defer p.Close()
-	db, err := dbf.open(ctx, p.EncoderID())
+	defer closeAll()
+	roster, err := daemon.LoadRoster(ctx, db, p.EncoderID(), p.Dim())
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	g, _, err := loadGallery(ctx, db, p.EncoderID(), verify.EmbeddingDim)
-	if err != nil {
-		return err
-	}
+	g := roster.Gallery
 	if g.Len() == 0 {
 		return fmt.Errorf("%s: nobody is enrolled (facegate enroll)", dbf.path)
 	}

@@ -118,17 +118,11 @@ func (c *ImportCommand) fromFolder(ctx context.Context, mf *modelFlags, dbf *dbF
 		return fmt.Errorf("%s: no sub-folders, one per person, to import", dir)
 	}
 	slices.Sort(people)
-	rt, p, err := mf.open()
+	p, db, closeAll, err := openWithDB(ctx, mf, dbf)
 	if err != nil {
 		return err
 	}
-	defer rt.Close()
-	defer p.Close()
-	db, err := dbf.open(ctx, p.EncoderID())
-	if err != nil {
-		return err
-	}
-	defer db.Close()
+	defer closeAll()
 
 	bar := newProgress(c.stderr, len(people), "importing")
 	var results []store.ImportResult

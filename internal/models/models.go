@@ -13,10 +13,9 @@ import (
 	"crypto/sha256"
 	_ "embed"
 	"encoding/hex"
-	"errors"
 	"fmt"
+	"github.com/facegate/facegate/internal/confmsg"
 	"io"
-	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -346,35 +345,20 @@ func VerifyFile(f File, path string) error {
 	}
 	fi, err := os.Stat(path)
 	if err != nil {
-		return fail(err, "%s (%s)", describe(err), remedy)
+		return fail(err, "%s (%s)", confmsg.FileProblem(err), remedy)
 	}
 	if !fi.Mode().IsRegular() {
 		return fail(nil, "not a regular file (%s)", remedy)
 	}
 	got, err := FileSHA256(path)
 	if err != nil {
-		return fail(err, "%s (%s)", describe(err), remedy)
+		return fail(err, "%s (%s)", confmsg.FileProblem(err), remedy)
 	}
 	if got != f.SHA256 {
 		return fail(nil, "sha256 is %s…, want %s… (corrupt or wrong file; run make setup again)",
 			got[:12], f.SHA256[:12])
 	}
 	return nil
-}
-
-// describe turns an os error into a short phrase without repeating the path.
-func describe(err error) string {
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return "no such file"
-	case errors.Is(err, fs.ErrPermission):
-		return "permission denied"
-	}
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err.Error()
-	}
-	return err.Error()
 }
 
 // FileSHA256 is the hex sha256 of the file at path, read as a stream.
