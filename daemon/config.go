@@ -69,7 +69,7 @@ type MQTTConfig struct {
 // Liveness 0 stand for "the calibrated / model default", which only the
 // caller knows; Config.PolicyConfig resolves them.
 type PolicyYAML struct {
-	Threshold float32       // threshold (0 = the calibrated threshold, else the eval threshold)
+	Threshold float32       // threshold (0 = verify.IdentifyThreshold; an active head brings its own)
 	Margin    float32       // margin (0.05)
 	Need, Of  int           // need, of (3 of 5)
 	Within    time.Duration // within (2s)
@@ -188,7 +188,7 @@ func configKeys() []configKey {
 		{"mqtt.connect_timeout", "longest wait for one connection to the broker", func(c *Config) any { return &c.MQTT.ConnectTimeout }},
 		{"mqtt.discovery", "publish Home Assistant discovery messages under mqtt.discovery_prefix", func(c *Config) any { return &c.MQTT.Discovery }},
 		{"mqtt.discovery_prefix", "Home Assistant discovery topic prefix", func(c *Config) any { return &c.MQTT.DiscoveryPrefix }},
-		{"policy.threshold", "similarity a match needs; 0: the calibrated threshold, else the eval threshold", func(c *Config) any { return &c.Policy.Threshold }},
+		{"policy.threshold", "plain cosine similarity a match needs; 0: the built-in 1:N threshold (0.55). An active calibrated head uses its own door threshold", func(c *Config) any { return &c.Policy.Threshold }},
 		{"policy.margin", "lead a match needs over the runner-up person", func(c *Config) any { return &c.Policy.Margin }},
 		{"policy.need", "unlock when the same person is in this many of the last policy.of frames", func(c *Config) any { return &c.Policy.Need }},
 		{"policy.of", "the frame window of policy.need", func(c *Config) any { return &c.Policy.Of }},

@@ -1,55 +1,14 @@
 package daemon
 
 import (
-	"context"
-	"fmt"
 	"image"
 	"sync/atomic"
 	"time"
 
 	"github.com/facegate/facegate/detect"
-	"github.com/facegate/facegate/store"
 	"github.com/facegate/facegate/verify"
 	"gocv.io/x/gocv"
 )
-
-// Roster is the gallery the door searches and the records of the people in
-// it (active flag, validity), read together in one snapshot of the store.
-type Roster struct {
-	Gallery *verify.Gallery
-	People  map[string]store.Person
-}
-
-// LoadRoster reads every template of model into a searchable gallery. A
-// person with several templates is searched by their mean: on LFW it let
-// fewer strangers in than best-of at the same threshold, for as many
-// enrolled people recognised (README).
-func LoadRoster(ctx context.Context, db *store.DB, model string, dim int) (*Roster, error) {
-	version, people, templates, err := db.Gallery(ctx, model)
-	if err != nil {
-		return nil, err
-	}
-	enrolled := make([]verify.Enrolled, len(people))
-	index := make(map[string]int, len(people))
-	r := &Roster{People: make(map[string]store.Person, len(people))}
-	for i, p := range people {
-		enrolled[i] = verify.Enrolled{ID: p.ID, Name: p.Name}
-		index[p.ID] = i
-		r.People[p.ID] = p
-	}
-	for _, t := range templates {
-		i, ok := index[t.Person]
-		if !ok {
-			return nil, fmt.Errorf("gallery: template %d of unknown person %s", t.ID, t.Person)
-		}
-		enrolled[i].Templates = append(enrolled[i].Templates, t.Vector)
-	}
-	r.Gallery, err = verify.NewGallery(model, dim, enrolled, verify.MeanTemplate, version)
-	if err != nil {
-		return nil, err
-	}
-	return r, nil
-}
 
 // Door runs the per-frame chain: faces → quality gates → liveness → embed →
 // gallery → policy. Only the largest face that passes the gates is judged:
@@ -62,6 +21,7 @@ type Door struct {
 	policy   *Policy
 	roster   atomic.Pointer[Roster]
 	metrics  *Metrics
+	query    []float32       // the face prepared for the roster's scoring; grown when a roster needs more
 	lastFace image.Rectangle // the square box of the face judged in the last frame; empty when none
 }
 
@@ -135,13 +95,16 @@ func (d *Door) match(e verify.Embedding, obs *Observation) {
 	if r == nil || r.Gallery.Len() == 0 {
 		return // nobody enrolled: every live face is unknown
 	}
-	m, err := r.Gallery.Search(e)
+	if n := r.QueryLen(); len(d.query) < n {
+		d.query = make([]float32, n)
+	}
+	m, err := r.Search(e, d.query)
 	if err != nil {
 		return
 	}
 	id, name := r.Gallery.Person(m.Person)
 	p := r.People[id]
 	obs.PersonID, obs.PersonName = id, name
-	obs.Score, obs.Margin = m.Score, m.Margin()
+	obs.Score, obs.Margin, obs.Threshold = m.Score, m.Margin(), r.Scoring.Threshold
 	obs.Active, obs.ValidFrom, obs.ValidUntil = p.Active, p.ValidFrom, p.ValidUntil
 }

@@ -128,7 +128,10 @@ type Observation struct {
 	// Margin is Score minus the runner-up person's score. With a single
 	// enrolled person there is no runner-up; pass Score+1 (the runner-up at the
 	// cosine floor -1) rather than +Inf, which cannot be encoded as JSON.
-	Margin                float32
+	Margin float32
+	// Threshold is the threshold Score is judged at when the scoring that
+	// produced it brings its own (a calibrated head's); 0: the policy's.
+	Threshold             float32
 	Active                bool      // the matched person's record: active flag...
 	ValidFrom, ValidUntil time.Time // ...and validity window (zero = unbounded; both ends inclusive)
 }
@@ -285,13 +288,21 @@ func (p *Policy) classify(o *Observation) policyClass {
 		return policyNoFace
 	case !(o.Live >= p.cfg.Liveness):
 		return policySpoof
-	case o.PersonID == "" || !(o.Score >= p.cfg.Threshold):
+	case o.PersonID == "" || !(o.Score >= p.threshold(o)):
 		return policyUnknown
 	case !(o.Margin >= p.cfg.Margin):
 		return policyAmbiguous
 	default:
 		return policyVote
 	}
+}
+
+// threshold is the similarity o's match needs.
+func (p *Policy) threshold(o *Observation) float32 {
+	if o.Threshold != 0 {
+		return o.Threshold
+	}
+	return p.cfg.Threshold
 }
 
 // counted returns the i-th newest frame in the window (i = 0 is the newest)
@@ -367,7 +378,7 @@ func (p *Policy) denyClass(c policyClass, reason string, now time.Time) *Decisio
 			continue
 		}
 		o := &s.obs
-		confident := o.PersonID != "" && o.Score >= p.cfg.Threshold && o.Margin >= p.cfg.Margin
+		confident := o.PersonID != "" && o.Score >= p.threshold(o) && o.Margin >= p.cfg.Margin
 		switch {
 		case !confident || (id != "" && o.PersonID != id):
 			same = false

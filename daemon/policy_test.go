@@ -155,6 +155,22 @@ func TestPolicySequences(t *testing.T) {
 			want: []policyWant{unlockAt(2, "alice"), unlockAt(5, "bob")},
 		},
 		{
+			// A head's score of 0.8 at its own threshold 0.9: nobody, although
+			// above the policy's 0.5.
+			name: "an observation's own threshold replaces the policy's",
+			seq: policyEvery(0, 100, 3, func(ms int) Observation {
+				return policyWith(alice(ms), func(o *Observation) { o.Threshold = 0.9 })
+			}),
+			want: []policyWant{denyAt(2, ReasonUnknown, "")},
+		},
+		{
+			name: "an observation's own threshold is inclusive and may be below the policy's",
+			seq: policyEvery(0, 100, 3, func(ms int) Observation {
+				return policyWith(alice(ms), func(o *Observation) { o.Score, o.Threshold = 0.3, 0.3 })
+			}),
+			want: []policyWant{unlockAt(2, "alice")},
+		},
+		{
 			name: "frames spaced wider than Within never reach 3 votes",
 			seq:  policyEvery(0, 1001, 10, alice),
 		},

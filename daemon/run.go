@@ -191,6 +191,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 			}
 			door.SetRoster(r)
 			log.Info("gallery reloaded", "people", r.Gallery.Len(), "templates", r.Gallery.Templates(), "version", v)
+			logScoring(log, r.Scoring, cfg.Policy.Threshold)
 		}
 	})
 	if faces != nil {
@@ -231,6 +232,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	daemon.SdNotify(false, daemon.SdNotifyReady)
 	log.Info("door ready", "door", cfg.Door, "camera", cfg.Camera.Source, "mqtt", redactURL(mqttURL),
 		"people", roster.Gallery.Len(), "threshold", pc.Threshold, "liveness", pc.Liveness, "version", deps.Version)
+	logScoring(log, roster.Scoring, cfg.Policy.Threshold)
 
 	err = loop(ctx, src, door, db, pub, cfg, key, faces, log)
 	daemon.SdNotify(false, daemon.SdNotifyStopping)
@@ -313,6 +315,21 @@ func drain(db *store.DB, pub *Publisher, log *slog.Logger) {
 	log.Warn("stopping with decisions still in the outbox; they are delivered at the next start", "outbox", n)
 }
 
+// logScoring says how faces are scored now, and anything to mind about it.
+// configured is the file's policy.threshold (0: not set).
+func logScoring(log *slog.Logger, s Scoring, configured float32) {
+	for _, w := range s.Warnings {
+		log.Warn(w)
+	}
+	if s.Head == "" {
+		return
+	}
+	log.Info("faces are scored by the active head", "head", s.Head, "method", s.Method, "threshold", s.Threshold)
+	if configured != 0 {
+		log.Warn("policy.threshold applies to plain cosine only; the active head uses its calibrated door threshold", "policy.threshold", configured, "head", s.Head, "threshold", s.Threshold)
+	}
+}
+
 // healthMux serves /healthz (JSON: camera, broker, gallery) and /metrics.
 func healthMux(m *Metrics, src *camera.Source, pub *Publisher, door *Door) *http.ServeMux {
 	mux := http.NewServeMux()
@@ -323,7 +340,7 @@ func healthMux(m *Metrics, src *camera.Source, pub *Publisher, door *Door) *http
 		body := map[string]any{
 			"camera":  map[string]any{"connected": st.Connected, "captured": st.Captured, "dropped": st.Dropped, "last_error": st.LastError},
 			"broker":  map[string]any{"connected": pub.Connected(), "delivered": pub.Delivered()},
-			"gallery": map[string]any{"people": r0.Gallery.Len(), "version": r0.Gallery.Version()},
+			"gallery": map[string]any{"people": r0.Gallery.Len(), "version": r0.Gallery.Version(), "head": r0.Scoring.Head, "method": r0.Scoring.Method},
 		}
 		healthy := st.Connected || st.Captured > 0
 		body["ok"] = healthy

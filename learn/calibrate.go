@@ -2,13 +2,12 @@ package learn
 
 import (
 	"cmp"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
-
-	"github.com/facegate/facegate/verify"
 )
 
 // Calibration is the operating point chosen for a target false-accept rate.
@@ -68,7 +67,7 @@ func Calibrate(genuine, impostor []float32, far float64) (Calibration, error) {
 // PairScores scores, with h, every genuine pair of s (two embeddings of
 // one person) and every impostor pair (of two people), or maxImpostors of
 // the impostor pairs drawn at random with seed when there are more.
-// Embeddings of a projecting head are projected once.
+// Each embedding is prepared once.
 func PairScores(h Head, s Set, maxImpostors int, seed uint64) (genuine, impostor []float32, err error) {
 	if len(s.Vectors) != len(s.Labels) {
 		return nil, nil, fmt.Errorf("learn: %d vectors but %d labels", len(s.Vectors), len(s.Labels))
@@ -78,15 +77,11 @@ func PairScores(h Head, s Set, maxImpostors int, seed uint64) (genuine, impostor
 			return nil, nil, fmt.Errorf("learn: embedding %d of %q has %d dimensions, the head takes %d", i, s.Labels[i], len(v), h.Dim())
 		}
 	}
-	vecs := s.Vectors
-	score := h.Score
-	if p, ok := h.(Projector); ok {
-		vecs = make([][]float32, len(s.Vectors))
-		for i, v := range s.Vectors {
-			vecs[i] = p.Project(nil, v)
-		}
-		score = verify.Dot // exactly what the head computes after projecting
+	vecs := make([][]float32, len(s.Vectors))
+	for i, v := range s.Vectors {
+		vecs[i] = h.Prepare(nil, v)
 	}
+	score := h.ScorePrepared // exactly what Score computes, without preparing each pair again
 	n := len(vecs)
 	pairsTotal := n * (n - 1) / 2
 	var sameTotal int
@@ -125,4 +120,74 @@ func PairScores(h Head, s Set, maxImpostors int, seed uint64) (genuine, impostor
 		}
 	}
 	return genuine, impostor, nil
+}
+
+// DoorCalibration is a head's threshold for identification at a door,
+// where each face is compared with every one of People enrolled people. A
+// stranger is let in when any comparison passes, so for a stranger to
+// pass with probability at most StrangerFAR, each comparison must pass
+// with at most StrangerFAR/People: the embedded Calibration is at that
+// per-comparison target.
+type DoorCalibration struct {
+	People      int     `json:"people"`
+	StrangerFAR float64 `json:"stranger_far"`
+	Calibration
+}
+
+// CalibrateDoor chooses the threshold at which a stranger compared with
+// each of people enrolled people passes any comparison with probability
+// at most far (a union bound over the comparisons).
+func CalibrateDoor(genuine, impostor []float32, far float64, people int) (DoorCalibration, error) {
+	if people < 1 {
+		return DoorCalibration{}, fmt.Errorf("learn: calibrate a door of %d people", people)
+	}
+	if !(far > 0 && far < 1) {
+		return DoorCalibration{}, fmt.Errorf("learn: target FAR %g: must be between 0 and 1", far)
+	}
+	c, err := Calibrate(genuine, impostor, far/float64(people))
+	return DoorCalibration{People: people, StrangerFAR: far, Calibration: c}, err
+}
+
+// Check says why a head of method m must not be used at a door with this
+// calibration: a threshold outside (0, 1] (at or below 0, plain cosine
+// would let in anyone not opposite to someone enrolled; an unresolved
+// cosine threshold is raised to the door's floor instead), or, for a
+// learned head, a threshold the impostor pairs could not resolve. A
+// learned head's scores have no known floor to fall back on (a pair
+// head trained on a few people scores strangers near 0, so the highest
+// impostor seen can be 1e-27), whereas plain cosine has a measured 1:N
+// threshold the door keeps as its floor.
+func (c DoorCalibration) Check(m Method) error {
+	switch {
+	case c.People < 1:
+		return fmt.Errorf("its door calibration is for %d people", c.People)
+	case !(c.Threshold <= 1) || c.Threshold <= 0 && c.Resolved:
+		return fmt.Errorf("its door threshold %v is outside (0, 1]", c.Threshold)
+	case !c.Resolved && m != Cosine:
+		return fmt.Errorf("its door threshold is unresolved: a stranger rate of %.0e with %d people needs %.0f impostor pairs, it was calibrated on %d (calibrate with more people, or a higher --far)",
+			c.StrangerFAR, c.People, math.Ceil(float64(c.People)/c.StrangerFAR), c.Impostors)
+	}
+	return nil
+}
+
+// HeadMetrics is what facegate train and facegate calibrate record with a
+// stored head (its metrics JSON) that others read back: the held-out
+// measurement next to plain cosine's, the 1:1 calibration and the door's.
+type HeadMetrics struct {
+	Validation       *Metrics         `json:"validation,omitempty"`
+	CosineValidation *Metrics         `json:"cosine_validation,omitempty"`
+	Calibration      *Calibration     `json:"calibration,omitempty"`
+	Door             *DoorCalibration `json:"door,omitempty"`
+}
+
+// ReadHeadMetrics reads a stored head's metrics JSON; empty reads as none.
+func ReadHeadMetrics(raw []byte) (HeadMetrics, error) {
+	var m HeadMetrics
+	if len(raw) == 0 {
+		return m, nil
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return HeadMetrics{}, fmt.Errorf("metrics: %w", err)
+	}
+	return m, nil
 }

@@ -27,6 +27,12 @@ import (
 // Head scores a pair of embeddings of the encoder it was trained for:
 // higher means more alike, and a pair is taken for the same person when
 // its score is at least Threshold. a and b must have Dim elements.
+//
+// For 1:N search a head is used in two steps, so that the gallery is
+// mapped once and a search allocates nothing: Prepare maps each template
+// when the gallery is loaded and the face once per search, and
+// ScorePrepared compares two prepared vectors. Score(a, b) is
+// ScorePrepared(Prepare(a), Prepare(b)).
 type Head interface {
 	Method() Method
 	// Dim is the length of the embeddings the head takes.
@@ -37,17 +43,17 @@ type Head interface {
 	WithThreshold(t float32) Head
 	// MarshalBinary serialises the head; Decode reads it back.
 	MarshalBinary() ([]byte, error)
-}
 
-// Projector is a Head that scores pairs by the cosine of their projections
-// (triplet heads, and plain cosine): a gallery can be projected once and
-// then searched with verify.Gallery as it is.
-type Projector interface {
-	Head
-	// Project writes the unit-length projection of x to dst (of length
-	// OutDim) and returns it; dst may be nil.
-	Project(dst, x []float32) []float32
-	OutDim() int
+	// Prepare writes what ScorePrepared compares of x to dst (grown to
+	// PreparedDim elements) and returns it: a unit vector.
+	Prepare(dst, x []float32) []float32
+	PreparedDim() int
+	// ScorePrepared scores two prepared vectors without allocating.
+	ScorePrepared(u, v []float32) float32
+	// ByCosine reports whether ScorePrepared is the dot product (plain
+	// cosine, triplet projections): a gallery of prepared vectors is then
+	// searched by verify.Gallery's kernel as it is.
+	ByCosine() bool
 }
 
 // Method is a way of scoring pairs.
@@ -84,7 +90,6 @@ type cosineHead struct {
 
 func (h *cosineHead) Method() Method     { return Cosine }
 func (h *cosineHead) Dim() int           { return h.dim }
-func (h *cosineHead) OutDim() int        { return h.dim }
 func (h *cosineHead) Threshold() float32 { return h.threshold }
 
 func (h *cosineHead) Score(a, b []float32) float32 { return verify.Dot(a[:h.dim], b[:h.dim]) }
@@ -95,9 +100,13 @@ func (h *cosineHead) WithThreshold(t float32) Head {
 	return &c
 }
 
-func (h *cosineHead) Project(dst, x []float32) []float32 {
+func (h *cosineHead) Prepare(dst, x []float32) []float32 {
 	return append(dst[:0], x[:h.dim]...)
 }
+
+func (h *cosineHead) PreparedDim() int                     { return h.dim }
+func (h *cosineHead) ScorePrepared(u, v []float32) float32 { return verify.Dot(u, v) }
+func (h *cosineHead) ByCosine() bool                       { return true }
 
 func (h *cosineHead) MarshalBinary() ([]byte, error) {
 	e := newEncoder(Cosine, h.dim, h.threshold)

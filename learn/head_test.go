@@ -6,6 +6,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/facegate/facegate/verify"
 )
 
 // trainedHeads trains one small head of each method on synthetic faces.
@@ -58,15 +60,25 @@ func TestHeadRoundTrip(t *testing.T) {
 		if moved.Threshold() != 0.75 || h.Threshold() == 0.75 {
 			t.Errorf("%s: WithThreshold changed the original or not the copy", h.Method())
 		}
-		if p, ok := h.(Projector); ok {
-			g := p.Project(nil, a)
-			var n float64
-			for _, x := range g {
-				n += float64(x) * float64(x)
-			}
-			if len(g) != p.OutDim() || math.Abs(n-1) > 1e-5 {
-				t.Errorf("%s: projection of %d elements, norm² %v", h.Method(), len(g), n)
-			}
+		u, v := h.Prepare(nil, a), h.Prepare(nil, b)
+		var n float64
+		for _, x := range u {
+			n += float64(x) * float64(x)
+		}
+		if len(u) != h.PreparedDim() || math.Abs(n-1) > 1e-5 {
+			t.Errorf("%s: prepared vector of %d elements (want %d), norm² %v", h.Method(), len(u), h.PreparedDim(), n)
+		}
+		if got, want := h.ScorePrepared(u, v), h.Score(a, b); got != want {
+			t.Errorf("%s: ScorePrepared of the prepared pair %v, Score %v", h.Method(), got, want)
+		}
+		if h.ByCosine() && h.ScorePrepared(u, v) != verify.Dot(u, v) {
+			t.Errorf("%s: ByCosine but ScorePrepared is not the dot product", h.Method())
+		}
+		buf := make([]float32, h.PreparedDim())
+		if allocs := testing.AllocsPerRun(20, func() {
+			h.ScorePrepared(h.Prepare(buf, a), v)
+		}); allocs != 0 {
+			t.Errorf("%s: preparing into a buffer and scoring allocates %v times", h.Method(), allocs)
 		}
 	}
 }

@@ -65,8 +65,26 @@ func (h *pairHead) Score(a, b []float32) float32 {
 	if h.proj != nil {
 		a, b = h.proj.apply(nil, a), h.proj.apply(nil, b)
 	}
-	return float32(sigmoid(h.logit(a, b)))
+	return h.ScorePrepared(a, b)
 }
+
+// Prepare applies the head's projection, if it has one.
+func (h *pairHead) Prepare(dst, x []float32) []float32 {
+	if h.proj != nil {
+		return h.proj.apply(dst, x)
+	}
+	return append(dst[:0], x[:h.dim]...)
+}
+
+func (h *pairHead) PreparedDim() int {
+	if h.proj != nil {
+		return h.proj.out
+	}
+	return h.dim
+}
+
+func (h *pairHead) ScorePrepared(u, v []float32) float32 { return float32(sigmoid(h.logit(u, v))) }
+func (h *pairHead) ByCosine() bool                       { return false }
 
 func (h *pairHead) logit(u, v []float32) float64 {
 	z := float64(h.b)

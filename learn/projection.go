@@ -64,7 +64,6 @@ type projectionHead struct {
 
 func (h *projectionHead) Method() Method     { return Triplet }
 func (h *projectionHead) Dim() int           { return h.p.in }
-func (h *projectionHead) OutDim() int        { return h.p.out }
 func (h *projectionHead) Threshold() float32 { return h.threshold }
 
 func (h *projectionHead) Score(a, b []float32) float32 {
@@ -73,7 +72,10 @@ func (h *projectionHead) Score(a, b []float32) float32 {
 	return verify.Dot(ga, gb)
 }
 
-func (h *projectionHead) Project(dst, x []float32) []float32 { return h.p.apply(dst, x) }
+func (h *projectionHead) Prepare(dst, x []float32) []float32   { return h.p.apply(dst, x) }
+func (h *projectionHead) PreparedDim() int                     { return h.p.out }
+func (h *projectionHead) ScorePrepared(u, v []float32) float32 { return verify.Dot(u, v) }
+func (h *projectionHead) ByCosine() bool                       { return true }
 
 func (h *projectionHead) WithThreshold(t float32) Head {
 	c := *h

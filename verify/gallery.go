@@ -3,6 +3,7 @@ package verify
 import (
 	"errors"
 	"fmt"
+	"math"
 )
 
 // Combine says how a person with several templates is scored.
@@ -113,19 +114,60 @@ func (g *Gallery) Person(i int) (id, name string) { return g.ids[i], g.names[i] 
 // ErrEmptyGallery is returned by Search when nobody is enrolled.
 var ErrEmptyGallery = errors.New("gallery: nobody is enrolled")
 
+// SearchFunc is Search with another scoring of a query against a row, for
+// scores that are not a dot product (a learned pair head). score must
+// not retain its arguments. It is plain Go, so slower than Search's
+// kernel; it allocates nothing unless score does.
+func (g *Gallery) SearchFunc(q Embedding, score func(q, row []float32) float32) (Match, error) {
+	none := Match{Person: -1, RunnerUp: -1}
+	if err := g.checkQuery(q); err != nil {
+		return none, err
+	}
+	// The same top-two-people rule as the kernel in search.c.
+	p1, p2 := -1, -1
+	s1, s2 := float32(math.Inf(-1)), float32(math.Inf(-1))
+	for i, owner := range g.owner {
+		s, p := score(q.Vector, g.vecs[i*g.dim:(i+1)*g.dim]), int(owner)
+		switch {
+		case p == p1:
+			s1 = max(s1, s)
+		case s > s1:
+			if p1 >= 0 {
+				p2, s2 = p1, s1
+			}
+			p1, s1 = p, s
+		case p == p2:
+			s2 = max(s2, s)
+		case s > s2:
+			p2, s2 = p, s
+		}
+	}
+	m := Match{Person: p1, Score: s1, RunnerUp: p2, RunnerUpScore: s2}
+	if m.RunnerUp < 0 {
+		m.RunnerUpScore = 0
+	}
+	return m, nil
+}
+
+func (g *Gallery) checkQuery(q Embedding) error {
+	if q.Model != g.model {
+		return fmt.Errorf("gallery: query embedding of model %s, gallery of %s: re-enroll with one model", short(q.Model), short(g.model))
+	}
+	if len(q.Vector) != g.dim {
+		return fmt.Errorf("gallery: query of length %d, gallery of %d", len(q.Vector), g.dim)
+	}
+	if len(g.owner) == 0 {
+		return ErrEmptyGallery
+	}
+	return nil
+}
+
 // Search finds the most similar person and the most similar other person,
 // each scored by their best template. It refuses an embedding of another
 // model or length.
 func (g *Gallery) Search(q Embedding) (Match, error) {
-	none := Match{Person: -1, RunnerUp: -1}
-	if q.Model != g.model {
-		return none, fmt.Errorf("gallery: query embedding of model %s, gallery of %s: re-enroll with one model", short(q.Model), short(g.model))
-	}
-	if len(q.Vector) != g.dim {
-		return none, fmt.Errorf("gallery: query of length %d, gallery of %d", len(q.Vector), g.dim)
-	}
-	if len(g.owner) == 0 {
-		return none, ErrEmptyGallery
+	if err := g.checkQuery(q); err != nil {
+		return Match{Person: -1, RunnerUp: -1}, err
 	}
 	var m Match
 	m.Person, m.Score, m.RunnerUp, m.RunnerUpScore = searchRows(q.Vector, g.vecs, g.owner, g.dim)

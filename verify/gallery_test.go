@@ -16,19 +16,33 @@ func randomUnit(r *rand.Rand, dim int) []float32 {
 	return v
 }
 
+// dot64 is the dot product in float64.
+func dot64(a, b []float32) float64 {
+	var d float64
+	for k := range a {
+		d += float64(a[k]) * float64(b[k])
+	}
+	return d
+}
+
+// negL1 is minus the L1 distance: a score that is not a dot product.
+func negL1(a, b []float32) float64 {
+	var d float64
+	for k := range a {
+		d -= math.Abs(float64(a[k]) - float64(b[k]))
+	}
+	return d
+}
+
 // bruteForce is the obvious answer in float64: every person's best
-// template, the top two.
-func bruteForce(people []Enrolled, q []float32) (best, second int, bs, ss float64) {
+// template by score, the top two.
+func bruteForce(people []Enrolled, q []float32, score func(a, b []float32) float64) (best, second int, bs, ss float64) {
 	best, second = -1, -1
 	bs, ss = math.Inf(-1), math.Inf(-1)
 	for i, p := range people {
 		s := math.Inf(-1)
 		for _, t := range p.Templates {
-			var d float64
-			for k := range t {
-				d += float64(q[k]) * float64(t[k])
-			}
-			s = max(s, d)
+			s = max(s, score(q, t))
 		}
 		switch {
 		case s > bs:
@@ -57,21 +71,32 @@ func TestGallerySearchMatchesBruteForce(t *testing.T) {
 			t.Fatal(err)
 		}
 		q := Embedding{Model: "m", Vector: randomUnit(r, dim)}
-		m, err := g.Search(q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// float32 sums in another order differ from float64 by ~1e-7.
-		const tol = 1e-5
-		best, second, bs, ss := bruteForce(people, q.Vector)
-		if m.Person != best || math.Abs(float64(m.Score)-bs) > tol {
-			t.Fatalf("trial %d: best %d (%v), want %d (%v)", trial, m.Person, m.Score, best, bs)
-		}
-		if n > 1 && (m.RunnerUp != second || math.Abs(float64(m.RunnerUpScore)-ss) > tol) {
-			t.Fatalf("trial %d: runner-up %d (%v), want %d (%v)", trial, m.RunnerUp, m.RunnerUpScore, second, ss)
-		}
-		if n == 1 && m.RunnerUp != -1 {
-			t.Fatalf("trial %d: runner-up %d with one person", trial, m.RunnerUp)
+		l1 := func(a, b []float32) float32 { return float32(negL1(a, b)) }
+		for _, c := range []struct {
+			name   string
+			search func() (Match, error)
+			score  func(a, b []float32) float64
+		}{
+			{"Search", func() (Match, error) { return g.Search(q) }, dot64},
+			{"SearchFunc(Dot)", func() (Match, error) { return g.SearchFunc(q, Dot) }, dot64},
+			{"SearchFunc(-L1)", func() (Match, error) { return g.SearchFunc(q, l1) }, negL1},
+		} {
+			m, err := c.search()
+			if err != nil {
+				t.Fatal(err)
+			}
+			// float32 sums in another order differ from float64 by ~1e-7.
+			const tol = 1e-5
+			best, second, bs, ss := bruteForce(people, q.Vector, c.score)
+			if m.Person != best || math.Abs(float64(m.Score)-bs) > tol {
+				t.Fatalf("%s, trial %d: best %d (%v), want %d (%v)", c.name, trial, m.Person, m.Score, best, bs)
+			}
+			if n > 1 && (m.RunnerUp != second || math.Abs(float64(m.RunnerUpScore)-ss) > tol) {
+				t.Fatalf("%s, trial %d: runner-up %d (%v), want %d (%v)", c.name, trial, m.RunnerUp, m.RunnerUpScore, second, ss)
+			}
+			if n == 1 && (m.RunnerUp != -1 || m.RunnerUpScore != 0) {
+				t.Fatalf("%s, trial %d: runner-up %d (%v) with one person", c.name, trial, m.RunnerUp, m.RunnerUpScore)
+			}
 		}
 	}
 }
@@ -117,9 +142,18 @@ func TestGalleryRefuses(t *testing.T) {
 	if _, err := g.Search(Embedding{Model: "m", Vector: []float32{1, 0, 0}}); err == nil {
 		t.Error("query of another length searched")
 	}
+	if _, err := g.SearchFunc(Embedding{Model: "other", Vector: []float32{1, 0}}, Dot); err == nil {
+		t.Error("SearchFunc: query of another model searched")
+	}
+	if _, err := g.SearchFunc(Embedding{Model: "m", Vector: []float32{1}}, Dot); err == nil {
+		t.Error("SearchFunc: query of another length searched")
+	}
 	empty, _ := NewGallery("m", 2, nil, BestOf, 0)
 	if _, err := empty.Search(Embedding{Model: "m", Vector: []float32{1, 0}}); err != ErrEmptyGallery {
 		t.Errorf("empty gallery: %v, want ErrEmptyGallery", err)
+	}
+	if m, err := empty.SearchFunc(Embedding{Model: "m", Vector: []float32{1, 0}}, Dot); err != ErrEmptyGallery || m.Person != -1 {
+		t.Errorf("SearchFunc, empty gallery: %+v, %v, want ErrEmptyGallery", m, err)
 	}
 	if _, err := NewGallery("m", 2, []Enrolled{{ID: "a", Templates: [][]float32{{1, 0, 0}}}}, BestOf, 0); err == nil {
 		t.Error("template of the wrong length accepted")
@@ -136,6 +170,9 @@ func TestGallerySearchAllocatesNothing(t *testing.T) {
 	q := Embedding{Model: "m", Vector: randomUnit(r, 512)}
 	if n := testing.AllocsPerRun(100, func() { g.Search(q) }); n != 0 {
 		t.Errorf("Search allocates %v times", n)
+	}
+	if n := testing.AllocsPerRun(100, func() { g.SearchFunc(q, Dot) }); n != 0 {
+		t.Errorf("SearchFunc allocates %v times", n)
 	}
 }
 

@@ -153,8 +153,10 @@ func warnLookalikes(ctx context.Context, w io.Writer, db *store.DB, model, id st
 	if g.Len() == 0 {
 		return nil
 	}
+	bar := roster.Scoring.ThresholdOr(verify.IdentifyThreshold)
+	query := make([]float32, roster.QueryLen())
 	for _, t := range ts {
-		m, err := g.Search(verify.Embedding{Model: model, Vector: t.Vector})
+		m, err := roster.Search(verify.Embedding{Model: model, Vector: t.Vector}, query)
 		if err != nil {
 			return err
 		}
@@ -162,12 +164,12 @@ func warnLookalikes(ctx context.Context, w io.Writer, db *store.DB, model, id st
 			i int
 			s float32
 		}{{m.Person, m.Score}, {m.RunnerUp, m.RunnerUpScore}} {
-			if k.i < 0 || k.s < verify.IdentifyThreshold {
+			if k.i < 0 || k.s < bar {
 				continue
 			}
 			if other, name := g.Person(k.i); other != id {
-				fmt.Fprintf(w, "warning: %s looks like %s (%s), similarity %.2f at threshold %.2f: a duplicate, or people the door could mix up\n",
-					id, other, name, k.s, verify.IdentifyThreshold)
+				fmt.Fprintf(w, "warning: %s looks like %s (%s), score %.2f at threshold %.2f: a duplicate, or people the door could mix up\n",
+					id, other, name, k.s, bar)
 			}
 		}
 	}

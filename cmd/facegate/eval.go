@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/facegate/facegate/learn"
+	"github.com/facegate/facegate/store"
 	"github.com/facegate/facegate/verify"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
@@ -35,7 +36,7 @@ rate at false-accept rates 1e-2 and 1e-3, the images with no face (their pairs
 count as wrong) and the operating threshold. Ends stdout with one JSON line.
 Nothing is cached between runs. With --head, pairs are scored by a head
 stored in --db by facegate train instead of plain cosine, so the two can be
-compared on the same pairs.
+compared on the same pairs; --head active takes the head the door uses.
 
 Examples:
 
@@ -75,7 +76,7 @@ func (c *EvalCommand) Run(ctx context.Context, args []string) error {
 	minAccuracy := fs.Float64("min-accuracy", 0, "exit 1 when the 10-fold accuracy is below this (0 to 1), for CI")
 	var dbf dbFlag
 	dbf.register(fs)
-	headName := fs.String("head", "", "score pairs with this head from --db instead of plain cosine")
+	headName := fs.String("head", "", "score pairs with this head from --db instead of plain cosine (\"active\": the active one)")
 	if err := parseFlags(fs, args, c.stderr, evalUsage); err != nil {
 		return err
 	}
@@ -106,7 +107,7 @@ func (c *EvalCommand) Run(ctx context.Context, args []string) error {
 	if st, err := os.Stat(*imagesDir); err != nil || !st.IsDir() {
 		return fmt.Errorf("--images %s: not a folder", *imagesDir)
 	}
-	head, err := c.loadHead(ctx, &dbf, &mf, *headName)
+	head, headLabel, err := c.loadHead(ctx, &dbf, &mf, *headName)
 	if err != nil {
 		return err
 	}
@@ -161,7 +162,7 @@ func (c *EvalCommand) Run(ctx context.Context, args []string) error {
 			}
 			if head != nil {
 				if head.Dim() != len(a.Vector) {
-					return fmt.Errorf("head %q takes %d-dimensional embeddings, the encoder makes %d", *headName, head.Dim(), len(a.Vector))
+					return fmt.Errorf("head %q takes %d-dimensional embeddings, the encoder makes %d", headLabel, head.Dim(), len(a.Vector))
 				}
 				sim = head.Score(a.Vector, b.Vector)
 			}
@@ -175,7 +176,7 @@ func (c *EvalCommand) Run(ctx context.Context, args []string) error {
 	if *rocPath != "" {
 		label := "cosine"
 		if head != nil {
-			label = *headName
+			label = headLabel
 		}
 		if err := writeROC(*rocPath, label, scores); err != nil {
 			return err
@@ -193,7 +194,7 @@ func (c *EvalCommand) Run(ctx context.Context, args []string) error {
 		Threshold: rep.Threshold, Seconds: time.Since(start).Seconds(), Model: model,
 	}
 	if head != nil {
-		out.Head, out.Method = *headName, string(head.Method())
+		out.Head, out.Method = headLabel, string(head.Method())
 	}
 	fmt.Fprintf(c.stderr, "%d pairs, %d images (%d without a face), %.0f s\n", out.Pairs, out.Images, noFace, out.Seconds)
 	fmt.Fprintf(c.stderr, "accuracy %.2f%% ± %.2f (10-fold)   EER %.2f%%   TAR %.2f%% at FAR 1e-2, %.2f%% at FAR 1e-3   threshold %.4f\n",
@@ -290,40 +291,51 @@ func newProgress(w io.Writer, n int, what string) *progressbar.ProgressBar {
 	return progressbar.NewOptions(n, progressbar.OptionSetVisibility(false))
 }
 
+// activeHeadName names, for --head, the head active for the encoder (unless
+// a head is called that).
+const activeHeadName = "active"
+
 // loadHead reads the head named name from the database, checking that it
 // applies to the encoder the flags select; nil for plain cosine.
-func (c *EvalCommand) loadHead(ctx context.Context, dbf *dbFlag, mf *modelFlags, name string) (learn.Head, error) {
+func (c *EvalCommand) loadHead(ctx context.Context, dbf *dbFlag, mf *modelFlags, name string) (learn.Head, string, error) {
 	if name == "" {
-		return nil, nil
+		return nil, "", nil
 	}
 	if dbf.path == "" {
-		return nil, usagef("--head %s: give --db, the database holding it", name)
+		return nil, "", usagef("--head %s: give --db, the database holding it", name)
 	}
 	if _, err := os.Stat(dbf.path); err != nil {
-		return nil, fmt.Errorf("--db %s: no such database", dbf.path)
+		return nil, "", fmt.Errorf("--db %s: no such database", dbf.path)
 	}
 	model, err := mf.encoderID()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	db, err := dbf.open(ctx, "")
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer db.Close()
 	stored, err := db.Head(ctx, name)
-	if err != nil {
-		return nil, err
+	if errors.Is(err, store.ErrNotFound) && name == activeHeadName {
+		var ok bool
+		if stored, ok, err = db.ActiveHead(ctx, model); err == nil && !ok {
+			return nil, "", fmt.Errorf("--head active: no head is active for encoder %s in %s", shortID(model), db.Path())
+		}
 	}
+	if err != nil {
+		return nil, "", err
+	}
+	name = stored.Name
 	if stored.Model != model {
-		return nil, fmt.Errorf("head %q in %s applies to encoder %s, but this facegate uses %s", name, db.Path(), shortID(stored.Model), shortID(model))
+		return nil, "", fmt.Errorf("head %q in %s applies to encoder %s, but this facegate uses %s", name, db.Path(), shortID(stored.Model), shortID(model))
 	}
 	h, err := learn.Decode(stored.Blob)
 	if err != nil {
-		return nil, fmt.Errorf("head %q in %s: %w", name, db.Path(), err)
+		return nil, "", fmt.Errorf("head %q in %s: %w", name, db.Path(), err)
 	}
 	fmt.Fprintf(c.stderr, "scoring pairs with head %q (%s) instead of plain cosine\n", name, h.Method())
-	return h, nil
+	return h, name, nil
 }
 
 func writeROC(path, label string, scores []verify.Score) error {

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/facegate/facegate/daemon"
 	"github.com/facegate/facegate/learn"
 	"github.com/facegate/facegate/store"
 )
@@ -22,10 +23,12 @@ const headsUsage = `Usage: facegate heads --db DB [--activate NAME | --deactivat
 
 Lists the heads made by facegate train and facegate calibrate: name, method,
 encoder, whether active, when made, accuracy and EER on the held-out people
-(with plain cosine's on the same pairs), and the operating threshold with the
-FAR and FRR calibrate measured there. At most one head per encoder is
-active; the door, identify and eval score with it. With no active head,
-faces are compared by plain cosine at the built-in threshold.
+(with plain cosine's on the same pairs), the 1:1 threshold with the FAR and
+FRR calibrate measured there, and the door threshold. At most one head per
+encoder is active, and only a head facegate calibrate has given a door
+threshold can be: the door and identify score with it, at that threshold.
+With no active head, faces are compared by plain cosine at the built-in
+threshold.
 
 Examples:
 
@@ -33,13 +36,6 @@ Examples:
 	facegate heads --db gallery.db --activate triplet-20260301-101500
 	facegate heads --db gallery.db --deactivate
 `
-
-// headMetrics is what the heads table shows of a head's metrics.
-type headMetrics struct {
-	Validation       *learn.Metrics     `json:"validation"`
-	CosineValidation *learn.Metrics     `json:"cosine_validation"`
-	Calibration      *learn.Calibration `json:"calibration"`
-}
 
 type headJSON struct {
 	Name      string          `json:"name"`
@@ -86,9 +82,9 @@ func (c *HeadsCommand) Run(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		// A head the door could not read must never become active.
-		if _, err := learn.Decode(h.Blob); err != nil {
-			return fmt.Errorf("head %q in %s: %w", h.Name, db.Path(), err)
+		// A head the door would not use must never become active.
+		if _, _, err := daemon.DoorHead(h); err != nil {
+			return fmt.Errorf("head %q in %s cannot be used at the door: %w", h.Name, db.Path(), err)
 		}
 		if err := db.ActivateHead(ctx, *activate); err != nil {
 			return err
@@ -152,11 +148,10 @@ func (c *HeadsCommand) list(ctx context.Context, db *store.DB, asJSON bool) erro
 		return nil
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tMETHOD\tENCODER\tACTIVE\tCREATED\tVAL ACCURACY\tVAL EER\tCOSINE ACC/EER\tTHRESHOLD\tCALIBRATED")
+	fmt.Fprintln(tw, "NAME\tMETHOD\tENCODER\tACTIVE\tCREATED\tVAL ACCURACY\tVAL EER\tCOSINE ACC/EER\tTHRESHOLD\tCALIBRATED\tDOOR THRESHOLD")
 	for _, h := range hs {
-		var m headMetrics
-		_ = json.Unmarshal(h.Metrics, &m) // a head without metrics shows dashes
-		acc, eer, cos, calib := "-", "-", "-", "-"
+		m, _ := learn.ReadHeadMetrics(h.Metrics) // a head without metrics shows dashes
+		acc, eer, cos, calib, door := "-", "-", "-", "-", "-"
 		if v := m.Validation; v != nil {
 			acc, eer = fmt.Sprintf("%.2f%%", 100*v.Accuracy), fmt.Sprintf("%.2f%%", 100*v.EER)
 		}
@@ -169,6 +164,12 @@ func (c *HeadsCommand) list(ctx context.Context, db *store.DB, asJSON bool) erro
 				calib += " (unresolved)"
 			}
 		}
+		if k := m.Door; k != nil {
+			door = fmt.Sprintf("%.4f (%d people, stranger FAR %.0e)", k.Threshold, k.People, k.StrangerFAR)
+			if !k.Resolved {
+				door += " (unresolved)"
+			}
+		}
 		threshold := "unreadable"
 		if lh, err := learn.Decode(h.Blob); err == nil {
 			threshold = fmt.Sprintf("%.4f", lh.Threshold())
@@ -177,8 +178,8 @@ func (c *HeadsCommand) list(ctx context.Context, db *store.DB, asJSON bool) erro
 		if h.Active {
 			active = "*"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.Name, h.Method, shortID(h.Model), active,
-			h.Created.Local().Format("2006-01-02 15:04"), acc, eer, cos, threshold, calib)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.Name, h.Method, shortID(h.Model), active,
+			h.Created.Local().Format("2006-01-02 15:04"), acc, eer, cos, threshold, calib, door)
 	}
 	tw.Flush()
 	fmt.Fprintf(c.stderr, "%d heads\n", len(hs))

@@ -21,6 +21,8 @@ const identifyUsage = `Usage: facegate identify --db DB [flags] PHOTO...
 Searches the gallery for the largest face of each photo: the best person,
 their score, the runner-up, and whether the face is known: score at or above
 the threshold and ahead of the runner-up by the margin, as the door decides.
+Faces are scored as the door scores them: with the active head (facegate
+heads) at its door threshold, or by plain cosine at 0.55.
 
 Examples:
 
@@ -29,12 +31,14 @@ Examples:
 `
 
 type identifyJSON struct {
-	File     string      `json:"file"`
-	Person   *personJSON `json:"person"`
-	Score    float32     `json:"score"`
-	RunnerUp *runnerJSON `json:"runner_up"`
-	Known    bool        `json:"known"`
-	Error    string      `json:"error,omitempty"`
+	File      string      `json:"file"`
+	Person    *personJSON `json:"person"`
+	Score     float32     `json:"score"`
+	RunnerUp  *runnerJSON `json:"runner_up"`
+	Known     bool        `json:"known"`
+	Head      string      `json:"head,omitempty"`
+	Threshold float32     `json:"threshold"`
+	Error     string      `json:"error,omitempty"`
 }
 
 type personJSON struct {
@@ -54,7 +58,7 @@ func (c *IdentifyCommand) Run(ctx context.Context, args []string) error {
 	var dbf dbFlag
 	dbf.register(fs)
 	asJSON := fs.Bool("json", false, "one JSON line per photo")
-	threshold := fs.Float64("threshold", verify.IdentifyThreshold, "cosine similarity a known face needs (1:N; see README)")
+	threshold := fs.Float64("threshold", 0, "score a known face needs (default: the active head's door threshold, else 0.55, the plain cosine 1:N threshold; see README)")
 	margin := fs.Float64("margin", 0.05, "how far a known face must lead the runner-up person")
 	maxPixels := maxPixelsFlag(fs)
 	if err := parseFlags(fs, args, c.stderr, identifyUsage); err != nil {
@@ -79,6 +83,17 @@ func (c *IdentifyCommand) Run(ctx context.Context, args []string) error {
 	if g.Len() == 0 {
 		return fmt.Errorf("%s: nobody is enrolled (facegate enroll)", dbf.path)
 	}
+	for _, w := range roster.Scoring.Warnings {
+		fmt.Fprintf(c.stderr, "warning: %s\n", w)
+	}
+	bar := float32(*threshold)
+	if bar == 0 {
+		bar = roster.Scoring.ThresholdOr(verify.IdentifyThreshold)
+	}
+	if s := roster.Scoring; s.Head != "" {
+		fmt.Fprintf(c.stderr, "scoring with head %q (%s) at threshold %.4g\n", s.Head, s.Method, bar)
+	}
+	query := make([]float32, roster.QueryLen())
 
 	failed := 0
 	enc := json.NewEncoder(c.stdout)
@@ -86,11 +101,11 @@ func (c *IdentifyCommand) Run(ctx context.Context, args []string) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		out := identifyJSON{File: path}
+		out := identifyJSON{File: path, Head: roster.Scoring.Head, Threshold: bar}
 		e, _, err := embedPhoto(p, path, verify.Largest, *maxPixels)
 		var m verify.Match
 		if err == nil {
-			m, err = g.Search(e)
+			m, err = roster.Search(e, query)
 		}
 		if err != nil {
 			failed++
@@ -103,7 +118,7 @@ func (c *IdentifyCommand) Run(ctx context.Context, args []string) error {
 				rid, _ := g.Person(m.RunnerUp)
 				out.RunnerUp = &runnerJSON{rid, m.RunnerUpScore}
 			}
-			out.Known = float64(m.Score) >= *threshold && float64(m.Margin()) >= *margin
+			out.Known = m.Score >= bar && float64(m.Margin()) >= *margin
 			if !out.Known {
 				out.Person = nil // nearest is not a verdict
 			}

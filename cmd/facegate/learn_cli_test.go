@@ -209,21 +209,30 @@ func TestTrainHeadsCalibrate(t *testing.T) {
 	if cal.Head != "cosine" || !cal.Active || cal.Impostors != 160*159/2-40*6 || cal.Genuine != 240 || !cal.Resolved || cal.FAR > 1e-3 {
 		t.Errorf("calibrate cosine: %+v", cal)
 	}
+	// The door's threshold is for a stranger compared with all 40 people:
+	// 1e-3/40 per comparison, which 12,480 impostor pairs cannot resolve.
+	if d := cal.Door; d.People != 40 || d.StrangerFAR != 1e-3 || d.TargetFAR != 1e-3/40 || d.Resolved || !(d.Threshold > cal.Threshold) ||
+		!strings.Contains(r.stderr, "door threshold is unresolved") || strings.Contains(r.stderr, "built-in threshold 0.55") != (d.Threshold < 0.55) {
+		t.Errorf("calibrate cosine, door: %+v\n%s", d, r.stderr)
+	}
 	hs = listHeads(t, db)
 	if c := hs["cosine"]; !c.Active || c.Threshold == nil || *c.Threshold != cal.Threshold || c.Metrics.Calibration == nil {
 		t.Errorf("cosine head after calibrate: %+v", c)
 	}
 
-	// Activating a trained head, then calibrating it, keeps it active
-	// and stores the threshold in it.
-	if r := heads(t, "--db", db, "--activate", "triplet1"); r.code != 0 || !strings.Contains(r.stderr, "now active") {
-		t.Fatalf("activate: exit %d: %s", r.code, r.stderr)
+	// A trained head can be activated only once calibrated for the door;
+	// calibrating it leaves it inactive, then it is activated.
+	if r := heads(t, "--db", db, "--activate", "triplet1"); r.code != 1 || !strings.Contains(r.stderr, "no door threshold") || listHeads(t, db)["triplet1"].Active {
+		t.Fatalf("activate before calibrating: exit %d: %s", r.code, r.stderr)
 	}
 	r = calibrate(t, "--db", db, "--far", "1e-2", "--head", "triplet1")
-	if r.code != 0 || !strings.Contains(r.stderr, "optimistic") {
+	if r.code != 0 || !strings.Contains(r.stderr, "optimistic") || !strings.Contains(r.stderr, `"cosine" is active, not "triplet1"`) {
 		t.Fatalf("calibrate triplet1: exit %d: %s", r.code, r.stderr)
 	}
 	lastJSON(t, r, &cal)
+	if r := heads(t, "--db", db, "--activate", "triplet1"); r.code != 0 || !strings.Contains(r.stderr, "now active") {
+		t.Fatalf("activate: exit %d: %s", r.code, r.stderr)
+	}
 	hs = listHeads(t, db)
 	if h := hs["triplet1"]; !h.Active || *h.Threshold != cal.Threshold || h.Metrics.Calibration.TargetFAR != 1e-2 || h.Metrics.Validation == nil || hs["cosine"].Active {
 		t.Errorf("after calibrating the active triplet head: %+v; cosine %+v", h, hs["cosine"])
@@ -338,7 +347,7 @@ func TestTrainFromFolderAndEvalWithHead(t *testing.T) {
 			t.Fatalf("enroll %s: %s", p.id, r.stderr)
 		}
 	}
-	if r := calibrate(t, "--db", db, "--far", "0.5"); r.code != 0 {
+	if r := calibrate(t, "--db", db, "--far", "1e-3"); r.code != 0 || !strings.Contains(r.stderr, "keeps the built-in threshold 0.55") {
 		t.Fatalf("calibrate: exit %d: %s", r.code, r.stderr)
 	}
 
@@ -373,6 +382,52 @@ func TestTrainFromFolderAndEvalWithHead(t *testing.T) {
 		t.Errorf("eval --head lfw-logistic: %+v", withHead)
 	}
 	t.Logf("20 pairs: cosine accuracy %.2f, EER %.2f; a logistic head trained on 15 photos: %.2f, %.2f", plain.Accuracy, plain.EER, withHead.Accuracy, withHead.EER)
+	if active := evalJSONOf("--db", db, "--head", "active"); active.Head != "cosine" || active.Accuracy != plain.Accuracy {
+		t.Errorf("eval --head active, with the cosine head active: %+v", active)
+	}
+
+	// identify scores as the door does: with the active head, once it is
+	// calibrated for the door, at its door threshold.
+	identify := func() identifyJSON {
+		t.Helper()
+		r := facegate(t, append(append([]string{"identify"}, models...), "--db", db, "--json", lfw("George_W_Bush_0003"))...)
+		var out identifyJSON
+		if err := json.Unmarshal([]byte(r.stdout), &out); r.code != 0 || err != nil {
+			t.Fatalf("identify: exit %d, %v: %s%s", r.code, err, r.stdout, r.stderr)
+		}
+		t.Logf("identify: %s", r.stderr)
+		return out
+	}
+	cosineID := identify()
+	if r := heads(t, "--db", db, "--activate", "lfw-logistic"); r.code != 1 || !strings.Contains(r.stderr, "calibrate") {
+		t.Fatalf("activate an uncalibrated head: exit %d: %s", r.code, r.stderr)
+	}
+	// Two people with two photos each make 4 impostor pairs: a door
+	// threshold of a learned head cannot be resolved below a stranger
+	// rate of 2/4 per door, so the door refuses it at 1e-2.
+	r = calibrate(t, "--db", db, "--far", "1e-2", "--head", "lfw-logistic")
+	if r.code != 0 || !strings.Contains(r.stderr, `will not use head "lfw-logistic"`) {
+		t.Fatalf("calibrate lfw-logistic at 1e-2: exit %d: %s", r.code, r.stderr)
+	}
+	if r := heads(t, "--db", db, "--activate", "lfw-logistic"); r.code != 1 || !strings.Contains(r.stderr, "unresolved") {
+		t.Fatalf("activate with an unresolved door threshold: exit %d: %s", r.code, r.stderr)
+	}
+	r = calibrate(t, "--db", db, "--far", "0.5", "--head", "lfw-logistic")
+	if r.code != 0 {
+		t.Fatalf("calibrate lfw-logistic: exit %d: %s", r.code, r.stderr)
+	}
+	var cal calibrateJSON
+	lastJSON(t, r, &cal)
+	if r := heads(t, "--db", db, "--activate", "lfw-logistic"); r.code != 0 {
+		t.Fatalf("activate lfw-logistic: exit %d: %s", r.code, r.stderr)
+	}
+	headID := identify()
+	if cosineID.Head != "cosine" || cosineID.Threshold != verify.IdentifyThreshold || headID.Head != "lfw-logistic" || headID.Threshold != cal.Door.Threshold || headID.Score == cosineID.Score ||
+		!(headID.Score > 0 && headID.Score <= 1) || headID.Person == nil || headID.Person.ID != "gwb" || !headID.Known {
+		t.Errorf("identify with the cosine head %+v, then the logistic head at door threshold %v: %+v", cosineID, cal.Door.Threshold, headID)
+	}
+	t.Logf("George_W_Bush_0003: cosine head %.3f at %.3f, logistic head ŷ %.3f at %.3f", cosineID.Score, cosineID.Threshold, headID.Score, headID.Threshold)
+
 	for _, c := range []struct {
 		args []string
 		want string
