@@ -3,6 +3,7 @@ package learn
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -177,5 +178,71 @@ func TestPairScores(t *testing.T) {
 	}
 	if _, _, err := PairScores(NewCosine(9, 0), s, 0, 1); err == nil {
 		t.Error("scored 8-d embeddings with a 9-d head")
+	}
+}
+
+// BenchmarkHeadSearch is a door's 1:N search with each head, as
+// daemon.Roster does it: the face prepared once, then the gallery of
+// prepared templates searched by the kernel (cosine, triplet) or by the
+// pair head's ScorePrepared in Go (logistic, chi2). 512-d embeddings,
+// one template per person.
+func BenchmarkHeadSearch(b *testing.B) {
+	const dim = 512
+	rng := rand.New(rand.NewPCG(5, 6))
+	unit := func() []float32 {
+		v := make([]float32, dim)
+		var ss float64
+		for i := range v {
+			x := rng.NormFloat64()
+			v[i], ss = float32(x), ss+x*x
+		}
+		for i := range v {
+			v[i] /= float32(math.Sqrt(ss))
+		}
+		return v
+	}
+	w := make([]float32, dim)
+	for i := range w {
+		w[i] = -float32(rng.Float64())
+	}
+	proj := make([]float32, dim*dim)
+	for i := range dim {
+		proj[i*dim+i] = 1
+	}
+	heads := []Head{
+		NewCosine(dim, 0.5),
+		&projectionHead{p: newProjection32(dim, dim, proj), threshold: 0.5},
+		&pairHead{method: Logistic, dim: dim, w: w, b: 3, threshold: 0.5},
+		&pairHead{method: Chi2, dim: dim, w: w, b: 3, eps: Chi2Epsilon, threshold: 0.5},
+	}
+	for _, people := range []int{1000, 10000} {
+		raw := make([][]float32, people)
+		for i := range raw {
+			raw[i] = unit()
+		}
+		q := unit()
+		for _, h := range heads {
+			enrolled := make([]verify.Enrolled, people)
+			for i, v := range raw {
+				enrolled[i] = verify.Enrolled{ID: fmt.Sprint(i), Templates: [][]float32{h.Prepare(nil, v)}}
+			}
+			g, err := verify.NewGallery("m", h.PreparedDim(), enrolled, verify.MeanTemplate, 1)
+			if err != nil {
+				b.Fatal(err)
+			}
+			buf := make([]float32, h.PreparedDim())
+			score := h.ScorePrepared
+			b.Run(fmt.Sprintf("%s/people=%d", h.Method(), people), func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					e := verify.Embedding{Model: "m", Vector: h.Prepare(buf, q)}
+					if h.ByCosine() {
+						g.Search(e)
+					} else {
+						g.SearchFunc(e, score)
+					}
+				}
+			})
+		}
 	}
 }

@@ -32,9 +32,10 @@ head is); with --head, that head, whose activation it leaves as it is.
 
 Two thresholds come out, both for the same rate --far:
   1:1   one comparison: what facegate eval and compare use;
-  door  a stranger at the door, compared with each of the N enrolled people,
-        passes any comparison with probability at most --far: each one must
-        pass with at most far/N. The door and facegate identify use this one.
+  door  a stranger at the door, compared with each of the N enrolled people
+        (or --people N), passes any comparison with probability at most
+        --far: each one must pass with at most far/N. The door and facegate
+        identify use this one.
 Resolving a rate r needs 1/r impostor pairs: a door of N people needs N/far,
 more than a small site has. Then the door threshold only rejects every
 impostor pair seen; for plain cosine the built-in 0.55 (measured on LFW) is
@@ -47,6 +48,7 @@ Examples:
 
 	facegate calibrate --db /var/lib/facegate/facegate.db --far 1e-4
 	facegate calibrate --db gallery.db --far 1e-3 --head triplet-20260301-101500
+	facegate calibrate --db gallery.db --far 1e-3 --people 300
 `
 
 type calibrateJSON struct {
@@ -69,6 +71,7 @@ func (c *CalibrateCommand) Run(ctx context.Context, args []string) error {
 	headName := fs.String("head", "", "calibrate this head (default: plain cosine, as the head named \"cosine\")")
 	maxImpostors := fs.Int("max-impostors", 25_000_000, "score at most this many impostor pairs (4 bytes each), drawn at random when there are more")
 	seed := fs.Uint64("seed", 1, "random seed for drawing impostor pairs")
+	doorPeople := fs.Int("people", 0, "the number of people the door threshold is for (default: the people enrolled in DB; give the expected headcount when calibrating before everyone is enrolled)")
 	if err := parseFlags(fs, args, c.stderr, calibrateUsage); err != nil {
 		return err
 	}
@@ -79,6 +82,8 @@ func (c *CalibrateCommand) Run(ctx context.Context, args []string) error {
 		return usagef("--far %g: must be between 0 and 1", *far)
 	case *maxImpostors < 1:
 		return usagef("--max-impostors %d: must be at least 1", *maxImpostors)
+	case *doorPeople < 0:
+		return usagef("--people %d: must be at least 1", *doorPeople)
 	}
 	model, err := mf.encoderID()
 	if err != nil {
@@ -142,7 +147,11 @@ func (c *CalibrateCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	door, err := learn.CalibrateDoor(genuine, impostor, *far, people)
+	atDoor := people
+	if *doorPeople > 0 {
+		atDoor = *doorPeople
+	}
+	door, err := learn.CalibrateDoor(genuine, impostor, *far, atDoor)
 	if err != nil {
 		return err
 	}
@@ -191,8 +200,8 @@ func (c *CalibrateCommand) Run(ctx context.Context, args []string) error {
 		fmt.Fprintf(c.stderr, "warning: %d impostor pairs cannot resolve a FAR of %.0e (that needs %d): the threshold only rejects every impostor pair seen; enroll more people\n",
 			cal.Impostors, cal.TargetFAR, int(1/cal.TargetFAR))
 	}
-	fmt.Fprintf(c.stderr, "door threshold %.4f: a stranger matches one of the %d people with probability at most about %.0e (each comparison %.2g), FRR %.2f%%\n",
-		door.Threshold, people, door.StrangerFAR, door.TargetFAR, 100*door.FRR)
+	fmt.Fprintf(c.stderr, "door threshold %.4f: a stranger matches one of %d people with probability at most about %.0e (each comparison %.2g), FRR %.2f%%\n",
+		door.Threshold, atDoor, door.StrangerFAR, door.TargetFAR, 100*door.FRR)
 	if !door.Resolved {
 		fmt.Fprintf(c.stderr, "warning: the door threshold is unresolved: %d people at %.0e need %d impostor pairs, there are %d; it only rejects every impostor pair seen\n",
 			people, door.StrangerFAR, int(math.Ceil(float64(people)/door.StrangerFAR)), door.Impostors)

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/facegate/facegate/camera"
+	"github.com/facegate/facegate/daemon"
 	"github.com/facegate/facegate/learn"
 	"github.com/facegate/facegate/store"
 	"github.com/facegate/facegate/verify"
@@ -237,6 +238,13 @@ func TestTrainHeadsCalibrate(t *testing.T) {
 	if h := hs["triplet1"]; !h.Active || *h.Threshold != cal.Threshold || h.Metrics.Calibration.TargetFAR != 1e-2 || h.Metrics.Validation == nil || hs["cosine"].Active {
 		t.Errorf("after calibrating the active triplet head: %+v; cosine %+v", h, hs["cosine"])
 	}
+	// --people sizes the door threshold for a headcount not yet enrolled.
+	r = calibrate(t, "--db", db, "--far", "1e-2", "--head", "triplet1", "--people", "4")
+	var four calibrateJSON
+	lastJSON(t, r, &four)
+	if r.code != 0 || four.Door.People != 4 || four.Door.TargetFAR != 1e-2/4 || four.Threshold != cal.Threshold || !(four.Door.Threshold <= cal.Door.Threshold) {
+		t.Errorf("calibrate --people 4: exit %d, %+v; with all 40: %+v", r.code, four, cal)
+	}
 	// Calibrating cosine now leaves the triplet head active.
 	if r := calibrate(t, "--db", db, "--far", "1e-3"); r.code != 0 || !strings.Contains(r.stderr, `"triplet1" is active`) {
 		t.Errorf("calibrate cosine with another head active: exit %d: %s", r.code, r.stderr)
@@ -281,6 +289,7 @@ func TestLearnCommandsBadInput(t *testing.T) {
 		{"heads activate missing", heads, []string{"--db", db, "--activate", "nope"}, 1, `"nope"`},
 		{"calibrate far 0", calibrate, []string{"--db", db, "--far", "0"}, 2, "--far"},
 		{"calibrate far 1", calibrate, []string{"--db", db, "--far", "1"}, 2, "--far"},
+		{"calibrate negative people", calibrate, []string{"--db", db, "--people", "-3"}, 2, "--people -3"},
 		{"calibrate missing head", calibrate, []string{"--db", db, "--head", "nope"}, 1, `"nope"`},
 		{"calibrate one person", calibrate, []string{"--db", few}, 1, "only one person"},
 		{"calibrate empty db", calibrate, []string{"--db", filepath.Join(dir, "empty.db")}, 1, "no templates"},
@@ -589,6 +598,31 @@ func lfwTrainSet(t *testing.T, c lfwCache) learn.Set {
 	return s
 }
 
+// enrollLFWSet enrolls every person of set, with all their embeddings,
+// into a new database at path.
+func enrollLFWSet(t *testing.T, path, model string, set learn.Set) {
+	t.Helper()
+	ctx := context.Background()
+	db, err := store.Open(ctx, path, model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	byPerson := map[string][]store.Template{}
+	var order []string
+	for i, l := range set.Labels {
+		if byPerson[l] == nil {
+			order = append(order, l)
+		}
+		byPerson[l] = append(byPerson[l], store.Template{Model: model, ModelName: "fr_feature.onnx", Vector: set.Vectors[i]})
+	}
+	for _, p := range order {
+		if err := db.Enroll(ctx, store.Person{ID: p, Name: strings.ReplaceAll(p, "_", " "), Active: true}, byPerson[p], false); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestLFWHeads is the issue's LFW comparison. It enrolls the people of
 // peopleDevTrain.txt (their embeddings from the cache TestEmbedLFWCache
 // wrote), trains a head of each method on them with facegate train, and
@@ -614,25 +648,8 @@ func TestLFWHeads(t *testing.T) {
 		t.Fatalf("%s exists: remove it or name another", dbPath)
 	}
 	set := lfwTrainSet(t, c)
-	db, err := store.Open(ctx, dbPath, model)
-	if err != nil {
-		t.Fatal(err)
-	}
-	byPerson := map[string][]store.Template{}
-	var order []string
-	for i, l := range set.Labels {
-		if byPerson[l] == nil {
-			order = append(order, l)
-		}
-		byPerson[l] = append(byPerson[l], store.Template{Model: model, ModelName: "fr_feature.onnx", Vector: set.Vectors[i]})
-	}
-	for _, p := range order {
-		if err := db.Enroll(ctx, store.Person{ID: p, Name: strings.ReplaceAll(p, "_", " "), Active: true}, byPerson[p], false); err != nil {
-			t.Fatal(err)
-		}
-	}
-	db.Close()
-	t.Logf("enrolled %d peopleDevTrain people, %d templates", len(order), set.Len())
+	enrollLFWSet(t, dbPath, model, set)
+	t.Logf("enrolled %d peopleDevTrain people, %d templates", len(set.People()), set.Len())
 
 	type row struct {
 		label, name string
@@ -655,7 +672,7 @@ func TestLFWHeads(t *testing.T) {
 		}
 		t.Logf("facegate train %s (%.0f s):\n%s", strings.Join(r.args, " "), time.Since(start).Seconds(), res.stderr)
 	}
-	db, err = store.Open(ctx, dbPath, model)
+	db, err := store.Open(ctx, dbPath, model)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -734,4 +751,215 @@ func TestLFWHeads(t *testing.T) {
 	}
 	t.Logf("every pair of pairsDevTest's %d images (%d genuine, %d impostor pairs):\n| scoring | EER | TAR @ FAR 1e-2 | TAR @ FAR 1e-3 | TAR @ FAR 1e-4 |\n| --- | --- | --- | --- | --- |\n%s",
 		test.Len(), genuine, impostor, table.String())
+}
+
+// TestLFWHeadsAtTheDoor measures 1:N identification, as the door and
+// facegate identify do it, with each head: heads are trained and
+// calibrated for the door (--far 1e-3, a stranger's chance of passing as
+// anyone) on peopleDevTrain.txt's people, as a site would on its own;
+// then LFW View 1's test people are enrolled one-shot (first photo of each
+// of the 496 with two or more) into another database holding copies of
+// the heads, and each head in turn is made active and every other photo
+// is searched through daemon.LoadRoster: 1,997 genuine probes, and 1,215
+// strangers (the people with one photo, never enrolled). It embeds the
+// test images missing from the cache (minutes):
+//
+//	FACEGATE_LFW_CACHE=/tmp/facegate-lfw.gob go test ./cmd/facegate -run LFWHeadsAtTheDoor -v -timeout 60m
+func TestLFWHeadsAtTheDoor(t *testing.T) {
+	c := loadLFWCache(t)
+	ctx := context.Background()
+	model := bundledEncoderID(t)
+	if c.Model != model {
+		t.Fatalf("the cache holds embeddings of encoder %s, this facegate uses %s", c.Model, model)
+	}
+	dir := t.TempDir()
+	trainDB := filepath.Join(dir, "train.db")
+	enrollLFWSet(t, trainDB, model, lfwTrainSet(t, c))
+	names := []string{"cosine"}
+	for _, m := range []string{"triplet", "logistic", "chi2"} {
+		start := time.Now()
+		if r := train(t, "--db", trainDB, "--method", m, "--name", m); r.code != 0 {
+			t.Fatalf("train %s: exit %d: %s", m, r.code, r.stderr)
+		}
+		t.Logf("train %s: %.0f s", m, time.Since(start).Seconds())
+		names = append(names, m)
+	}
+
+	// The test people, embedded as eval does (central face).
+	testPeople, testImages := lfwPeople(t, filepath.Join(sharedDir, "lfw-view1", "peopleDevTest.txt"))
+	var missing []string
+	for _, n := range testPeople {
+		for _, im := range testImages[n] {
+			if _, ok := c.Vectors[im]; !ok {
+				missing = append(missing, im)
+			}
+		}
+	}
+	if len(missing) > 0 {
+		mf := modelFlags{dir: filepath.Join(libDir, "models"), ortLib: filepath.Join(libDir, "libonnxruntime.so.1")}
+		def := defaultEncoderFlags()
+		mf.encoderMean, mf.encoderStd, mf.encoderColour = def.encoderMean, def.encoderStd, def.encoderColour
+		start := time.Now()
+		var sink strings.Builder
+		embs, _, err := (&EvalCommand{stdout: &sink, stderr: &sink}).embedAll(ctx, &mf, 2, lfwDir, missing, verify.Central, camera.DefaultMaxPixels)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, im := range missing {
+			c.Vectors[im] = embs[im].Vector
+		}
+		t.Logf("embedded %d test images missing from the cache in %v", len(missing), time.Since(start).Round(time.Second))
+	}
+
+	testDB := filepath.Join(dir, "door.db")
+	db, err := store.Open(ctx, testDB, model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var probes []lfwProbe
+	enrolled, strangers, noFace := 0, 0, 0
+	for _, n := range testPeople {
+		ims := testImages[n]
+		if len(ims) == 1 {
+			if v := c.Vectors[ims[0]]; v != nil {
+				probes = append(probes, lfwProbe{"", v})
+				strangers++
+			} else {
+				noFace++
+			}
+			continue
+		}
+		first := c.Vectors[ims[0]]
+		if first == nil {
+			noFace += len(ims)
+			continue
+		}
+		if err := db.Enroll(ctx, store.Person{ID: n, Name: n, Active: true}, []store.Template{{Model: model, ModelName: "fr_feature.onnx", Vector: first}}, false); err != nil {
+			t.Fatal(err)
+		}
+		enrolled++
+		for _, im := range ims[1:] {
+			if v := c.Vectors[im]; v != nil {
+				probes = append(probes, lfwProbe{n, v})
+			} else {
+				noFace++
+			}
+		}
+	}
+	t.Logf("%d test people enrolled one-shot; %d genuine probes, %d strangers; %d images without a face", enrolled, len(probes)-strangers, strangers, noFace)
+	for _, far := range []string{"1e-2", "1e-3"} {
+		doorTable(t, db, trainDB, model, names, far, enrolled, probes, strangers)
+	}
+}
+
+// lfwProbe is a face searched at the door: of an enrolled person, or of
+// a stranger (person "").
+type lfwProbe struct {
+	person string
+	vector []float32
+}
+
+// doorTable calibrates each head in trainDB for a door of `enrolled`
+// people at stranger rate far, copies them into the door's db, and
+// searches every probe with each active in turn.
+func doorTable(t *testing.T, db *store.DB, trainDB, model string, names []string, far string, enrolled int, probes []lfwProbe, strangers int) {
+	ctx := context.Background()
+	for _, n := range names {
+		args := []string{"--db", trainDB, "--far", far, "--people", strconv.Itoa(enrolled)}
+		if n != "cosine" {
+			args = append(args, "--head", n)
+		}
+		start := time.Now()
+		r := calibrate(t, args...)
+		if r.code != 0 {
+			t.Fatalf("calibrate %s: exit %d: %s", n, r.code, r.stderr)
+		}
+		t.Logf("calibrate %s (%.0f s):\n%s", n, time.Since(start).Seconds(), r.stderr)
+	}
+	src, err := store.Open(ctx, trainDB, model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := src.Heads(ctx, model)
+	src.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range stored {
+		h.Active = false
+		if err := db.SaveHead(ctx, h, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const margin = 0.05
+	var table strings.Builder
+	table.WriteString("| scoring | door threshold | rank-1 | enrolled let in | let in as someone else | strangers let in | let in above every stranger's score |\n| --- | --- | --- | --- | --- | --- | --- |\n")
+	for _, n := range append([]string{""}, names...) {
+		label := "plain cosine, built-in threshold"
+		if n == "" {
+			if _, err := db.DeactivateHeads(ctx, model); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			label = n + " head"
+			if err := db.ActivateHead(ctx, n); err != nil {
+				t.Fatal(err)
+			}
+		}
+		roster, err := daemon.LoadRoster(ctx, db, model, verify.EmbeddingDim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if roster.Scoring.Head != n {
+			t.Fatalf("%s: the roster scores with %q (warnings %q)", label, roster.Scoring.Head, roster.Scoring.Warnings)
+		}
+		bar := roster.Scoring.ThresholdOr(verify.IdentifyThreshold)
+		buf := make([]float32, roster.QueryLen())
+		var rank1, in, wrong, strangerIn, genuine int
+		best := float32(math.Inf(-1)) // the highest score a stranger reached
+		type scored struct {
+			score float32
+			right bool
+		}
+		var genuineScores []scored
+		for _, p := range probes {
+			m, err := roster.Search(verify.Embedding{Model: model, Vector: p.vector}, buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			id, _ := roster.Gallery.Person(m.Person)
+			known := m.Score >= bar && m.Margin() >= margin
+			if p.person == "" {
+				best = max(best, m.Score)
+				if known {
+					strangerIn++
+				}
+				continue
+			}
+			genuine++
+			genuineScores = append(genuineScores, scored{m.Score, id == p.person})
+			switch {
+			case id == p.person:
+				rank1++
+				if known {
+					in++
+				}
+			case known:
+				wrong++
+			}
+		}
+		above := 0
+		for _, g := range genuineScores {
+			if g.right && g.score > best {
+				above++
+			}
+		}
+		pct := func(k, n int) string { return fmt.Sprintf("%.2f %%", 100*float64(k)/float64(n)) }
+		fmt.Fprintf(&table, "| %s | %.4g | %s | %s | %d | %d of %d | %s |\n", label, bar, pct(rank1, genuine), pct(in, genuine), wrong, strangerIn, strangers, pct(above, genuine))
+		for _, w := range roster.Scoring.Warnings {
+			t.Logf("%s: %s", label, w)
+		}
+	}
+	t.Logf("LFW View 1 test people at the door (%d enrolled, margin %.2f), heads calibrated at --far %s:\n%s", enrolled, margin, far, table.String())
 }

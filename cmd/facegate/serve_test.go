@@ -102,10 +102,11 @@ type received struct {
 	topic string
 	at    time.Time
 	ev    struct {
-		ID      string `json:"id"`
-		Kind    string `json:"kind"`
-		Reason  string `json:"reason"`
-		Expired bool   `json:"expired"`
+		ID      string  `json:"id"`
+		Kind    string  `json:"kind"`
+		Reason  string  `json:"reason"`
+		Expired bool    `json:"expired"`
+		Score   float64 `json:"score"`
 		Person  *struct {
 			ID, Name string
 		} `json:"person"`
@@ -727,5 +728,56 @@ func TestServeSeesAnEnrollmentWithoutRestart(t *testing.T) {
 	})
 	if !strings.Contains(d.log(), "gallery reloaded") {
 		t.Error("the log does not say the gallery was reloaded")
+	}
+}
+
+// TestServeScoresWithTheActiveHead runs the door with a triplet head made
+// active: trained on 200 synthetic people enrolled beside the man,
+// calibrated for the door, then activated. The door says it scores with
+// the head, at the head's door threshold, and still lets the man in.
+func TestServeScoresWithTheActiveHead(t *testing.T) {
+	b := startBroker(t)
+	sub := subscribe(t, b, "front")
+	dir := t.TempDir()
+	db := filepath.Join(dir, "door.db")
+	enrollMan(t, db)
+	syntheticGallery(t, db, 200, 3, 5)
+	if r := train(t, "--db", db, "--method", "triplet", "--epochs", "2", "--name", "door-triplet"); r.code != 0 {
+		t.Fatalf("train: exit %d: %s", r.code, r.stderr)
+	}
+	r := calibrate(t, "--db", db, "--far", "1e-2", "--head", "door-triplet")
+	var cal calibrateJSON
+	lastJSON(t, r, &cal)
+	if r.code != 0 || !cal.Door.Resolved || cal.Door.People != 201 {
+		t.Fatalf("calibrate: exit %d, door %+v: %s", r.code, cal.Door, r.stderr)
+	}
+	if r := heads(t, "--db", db, "--activate", "door-triplet"); r.code != 0 {
+		t.Fatalf("activate: exit %d: %s", r.code, r.stderr)
+	}
+	clip := shortClip(t, 0, 125, 0, 1) // 5 s
+	d := startServe(t, writeConfig(t, dir, config(clip, db, b.url(), "")))
+	if code := d.wait(t, 2*time.Minute); code != 0 {
+		t.Fatalf("serve exit %d", code)
+	}
+	log := d.log()
+	want := fmt.Sprintf(`msg="faces are scored by the active head" head=door-triplet method=triplet threshold=%v`, cal.Door.Threshold)
+	if !strings.Contains(log, want) {
+		t.Errorf("the log does not say %s:\n%s", want, log)
+	}
+	sub.waitFor(t, "an unlock of the man", 10*time.Second, func(rs []received) bool {
+		for _, r := range rs {
+			if r.ev.Kind == "unlock" && r.ev.Person != nil && r.ev.Person.ID == "m001" {
+				return true
+			}
+		}
+		return false
+	})
+	for _, r := range sub.snapshot() {
+		if r.ev.Kind == "unlock" && (r.ev.Person == nil || r.ev.Person.ID != "m001") {
+			t.Errorf("unlock for %+v, want only m001", r.ev.Person)
+		}
+		if r.ev.Kind == "unlock" && r.ev.Score < float64(cal.Door.Threshold) {
+			t.Errorf("unlock at score %v, below the head's door threshold %v", r.ev.Score, cal.Door.Threshold)
+		}
 	}
 }
