@@ -47,6 +47,7 @@ type Config struct {
 	SigningKey string           // signing_key: Ed25519 private key file ("" = unlocks unsigned)
 	LogLevel   string           // log_level: debug, info, warn or error (info)
 	DebugFaces DebugFacesConfig // debug_faces
+	EventsKeep time.Duration    // events_keep: delete delivered decisions older than this from the audit log (2160h, 90 days; 0 keeps them)
 }
 
 // MQTTConfig is the mqtt section.
@@ -110,12 +111,15 @@ func (c Config) PolicyConfig(defaultThreshold, defaultLiveness float32) PolicyCo
 
 // Defaults of the keys whose default is not a zero value.
 const (
-	configDefaultDB      = "/var/lib/facegate/facegate.db"
-	configDefaultHTTP    = "127.0.0.1:9847"
-	configMaxFileSize    = 1 << 20 // a config file is a few kilobytes; this refuses /dev/zero and the like
-	configMaxKeepalive   = 65535 * time.Second
-	configMaxTopicPrefix = 256 // as the publisher's checkTopicPrefix
-	configClientIDPrefix = "facegate-"
+	configDefaultDB   = "/var/lib/facegate/facegate.db"
+	configDefaultHTTP = "127.0.0.1:9847"
+	configMaxFileSize = 1 << 20 // a config file is a few kilobytes; this refuses /dev/zero and the like
+	// A door's audit log: long enough to look into an incident, short
+	// enough that the log of who came and went does not grow without bound.
+	configDefaultEventsKeep = 90 * 24 * time.Hour
+	configMaxKeepalive      = 65535 * time.Second
+	configMaxTopicPrefix    = 256 // as the publisher's checkTopicPrefix
+	configClientIDPrefix    = "facegate-"
 )
 
 // configDefaults returns the configuration of a file that sets nothing.
@@ -148,6 +152,7 @@ func configDefaults() Config {
 		HTTP:       configDefaultHTTP,
 		LogLevel:   "info",
 		DebugFaces: DebugFacesConfig{Keep: 24 * time.Hour},
+		EventsKeep: configDefaultEventsKeep,
 	}
 }
 
@@ -201,6 +206,7 @@ func configKeys() []configKey {
 		{"log_level", "debug, info, warn or error", func(c *Config) any { return &c.LogLevel }},
 		{"debug_faces.dir", "keep the cropped faces of denies in this folder, for tuning; empty: off", func(c *Config) any { return &c.DebugFaces.Dir }},
 		{"debug_faces.keep", "delete kept faces older than this", func(c *Config) any { return &c.DebugFaces.Keep }},
+		{"events_keep", "delete decisions older than this from the audit log in the database (undelivered ones are kept); 0: keep them forever", func(c *Config) any { return &c.EventsKeep }},
 	}
 }
 
@@ -754,6 +760,9 @@ func (c Config) Validate() error {
 	}
 	if c.DebugFaces.Keep < 0 {
 		return configBad("debug_faces.keep", "%s is negative", confmsg.FormatDuration(c.DebugFaces.Keep))
+	}
+	if c.EventsKeep < 0 {
+		return configBad("events_keep", "%s is negative", confmsg.FormatDuration(c.EventsKeep))
 	}
 	return nil
 }

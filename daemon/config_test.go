@@ -72,6 +72,7 @@ func configTestWant(source string) Config {
 		SigningKey: "",
 		LogLevel:   "info",
 		DebugFaces: DebugFacesConfig{Dir: "", Keep: 24 * time.Hour},
+		EventsKeep: 2160 * time.Hour,
 	}
 }
 
@@ -246,6 +247,7 @@ func TestLoadErrors(t *testing.T) {
 		{name: "signing_key missing", text: base + "signing_key: $DIR/door.key\n", want: []string{"line 4: signing_key: ", "door.key: no such file"}},
 		{name: "log_level unknown", text: base + "log_level: verbose\n", want: []string{`line 4: log_level: "verbose" is not one of debug, info, warn, error`}},
 		{name: "debug_faces.keep negative", text: base + "debug_faces:\n  keep: -1h\n", want: []string{"line 5: debug_faces.keep: -1h is negative"}},
+		{name: "events_keep negative", text: base + "events_keep: -24h\n", want: []string{"line 4: events_keep: -24h is negative"}},
 		{name: "debug_faces.dir a file", text: base + "debug_faces:\n  dir: " + secret + "\n", want: []string{"line 5: debug_faces.dir: ", "is not a folder"}},
 		{name: "first problem only", text: "door: A\ncamera:\n  source: \"\"\npolicy:\n  need: 9\n", want: []string{`line 1: door: "A" may hold only`}},
 
@@ -388,6 +390,7 @@ func TestRegisterFlags(t *testing.T) {
 	for _, tc := range []struct{ flag, usage string }{
 		{"policy.cooldown", "(default 5s)"},
 		{"debug_faces.keep", "(default 24h)"},
+		{"events_keep", "(default 2160h)"},
 		{"http", `(default "127.0.0.1:9847")`},
 		{"mqtt.discovery", "(default true)"},
 		{"policy.need", "(default 3)"},

@@ -16,6 +16,7 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/facegate/facegate/camera"
 	"github.com/facegate/facegate/detect"
+	"github.com/facegate/facegate/internal/confmsg"
 	"github.com/facegate/facegate/internal/onnx"
 	"github.com/facegate/facegate/store"
 	"github.com/facegate/facegate/verify"
@@ -197,6 +198,9 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	if faces != nil {
 		spawn("debug faces", faces.sweep)
 	}
+	if cfg.EventsKeep > 0 {
+		spawn("events retention", func(ctx context.Context) error { return pruneEvents(ctx, db, cfg.EventsKeep, log) })
+	}
 	if lis != nil {
 		srv := &http.Server{Handler: healthMux(metrics, src, pub, door), ReadHeaderTimeout: 5 * time.Second}
 		spawn("http", func(ctx context.Context) error {
@@ -313,6 +317,27 @@ func drain(db *store.DB, pub *Publisher, log *slog.Logger) {
 	}
 	n, _ := db.OutboxDepth(context.Background())
 	log.Warn("stopping with decisions still in the outbox; they are delivered at the next start", "outbox", n)
+}
+
+// pruneEvents deletes delivered decisions older than keep from the audit
+// log, at start and then every hour, until ctx ends.
+func pruneEvents(ctx context.Context, db *store.DB, keep time.Duration, log *slog.Logger) error {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		n, err := db.PruneEvents(ctx, time.Now().Add(-keep))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Warn("events retention", "err", err)
+		case n > 0:
+			log.Info("old events deleted", "events", n, "older_than", confmsg.FormatDuration(keep))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
 }
 
 // logScoring says how faces are scored now, and anything to mind about it.

@@ -11,7 +11,7 @@ import (
 // migrations are the schema's steps: migrations()[i] takes schema_version i
 // to i+1. Append; never edit a step that has shipped.
 func migrations() []string {
-	return []string{migration1, migrationHeads}
+	return []string{migration1, migrationHeads, migrationEventsTime}
 }
 
 // SchemaVersion is the schema version this code writes.

@@ -422,3 +422,65 @@ func TestOutboxKillDuringRecord(t *testing.T) {
 	}
 	t.Logf("killed after %d reported decisions", len(reported))
 }
+
+func TestPruneEvents(t *testing.T) {
+	db := openTest(t, "")
+	ctx := context.Background()
+	cutoff := testTime.Add(24 * time.Hour)
+	record := func(id string, at time.Time, delivered bool) {
+		t.Helper()
+		if err := db.RecordDecision(ctx, testEvent(id, at), testTopic); err != nil {
+			t.Fatal(err)
+		}
+		if delivered {
+			if err := db.Delivered(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// More old delivered events than one batch deletes.
+	const old = pruneBatch + 100
+	for i := range old {
+		record(fmt.Sprintf("old%d", i), testTime.Add(time.Duration(i)*time.Second), true)
+	}
+	record("old-undelivered", testTime, false)
+	record("new", cutoff.Add(time.Second), true)
+	// 2 s after the cutoff in UTC, though its local clock reads earlier.
+	record("new-east", cutoff.Add(2*time.Second).In(time.FixedZone("UTC+5", 5*3600)), true)
+	remaining := func() []string {
+		t.Helper()
+		rows, err := db.rw.QueryContext(ctx, `SELECT id FROM events ORDER BY id`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var ids []string
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, id)
+		}
+		return ids
+	}
+	n, err := db.PruneEvents(ctx, cutoff)
+	if err != nil || n != old {
+		t.Fatalf("pruned %d (%v), want %d", n, err, old)
+	}
+	if got := fmt.Sprint(remaining()); got != "[new new-east old-undelivered]" {
+		t.Errorf("left %s, want the new events and the undelivered old one", got)
+	}
+	if pending, _ := db.OutboxDepth(ctx); pending != 1 {
+		t.Errorf("outbox depth %d after pruning, want 1", pending)
+	}
+	if err := db.Delivered(ctx, "old-undelivered"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := db.PruneEvents(ctx, cutoff); err != nil || n != 1 {
+		t.Errorf("after delivery: pruned %d (%v), want 1", n, err)
+	}
+	if n, err := db.PruneEvents(ctx, cutoff); err != nil || n != 0 {
+		t.Errorf("again: pruned %d (%v), want 0", n, err)
+	}
+}
