@@ -875,7 +875,40 @@ type Relay struct {
 	outputs   atomic.Uint64
 	failures  atomic.Uint64
 	rejected  map[Reason]*atomic.Uint64 // fixed at New
-	pending   chan daemon.Event         // accepted unlocks for the output goroutine
+	refusals  refusalLog
+	pending   chan daemon.Event // accepted unlocks for the output goroutine
+}
+
+// refusalLogEvery is how often a reason of refusal may be logged: a
+// stream of forged or replayed messages must not fill the disk with one
+// line each. The counters (Stats) still count every one.
+const refusalLogEvery = 10 * time.Second
+
+// refusalLog decides which refusals are logged: the first of each reason,
+// then at most one per reason every refusalLogEvery, with the count of
+// those left out since.
+type refusalLog struct {
+	mu         sync.Mutex
+	last       map[Reason]time.Time
+	suppressed map[Reason]int
+}
+
+// allow reports whether a refusal for reason at now is logged, and how
+// many of that reason were not logged since the last one that was.
+func (l *refusalLog) allow(reason Reason, now time.Time) (ok bool, suppressed int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.last == nil {
+		l.last, l.suppressed = make(map[Reason]time.Time), make(map[Reason]int)
+	}
+	if last, seen := l.last[reason]; seen && now.Sub(last) < refusalLogEvery && now.Sub(last) >= 0 {
+		l.suppressed[reason]++
+		return false, 0
+	}
+	l.last[reason] = now
+	suppressed = l.suppressed[reason]
+	l.suppressed[reason] = 0
+	return true, suppressed
 }
 
 // New makes a relay from a valid configuration: it reads the public key, the
@@ -1055,7 +1088,10 @@ func (r *Relay) handle(topic string, payload []byte) {
 	if errors.As(err, &rej) {
 		res.Event, res.Reason, res.Err = rej.Event, rej.Reason, rej.Err
 		r.rejected[rej.Reason].Add(1)
-		r.log.Warn("unlock refused", "reason", string(rej.Reason), "event", rej.Event, "detail", rej.Err, "topic", topic, "bytes", len(payload))
+		if ok, left := r.refusals.allow(rej.Reason, now); ok {
+			r.log.Warn("unlock refused", "reason", string(rej.Reason), "event", rej.Event, "detail", rej.Err, "topic", topic, "bytes", len(payload),
+				"not_logged_since", left)
+		}
 		if r.opt.OnResult != nil {
 			r.opt.OnResult(res)
 		}

@@ -1212,3 +1212,29 @@ func TestFuzzSeedsAccepted(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestRefusalLogRateLimits(t *testing.T) {
+	t0 := time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	var l refusalLog
+	for i, c := range []struct {
+		reason     Reason
+		at         time.Time
+		ok         bool
+		suppressed int
+	}{
+		{ReasonBadSignature, at(0), true, 0},
+		{ReasonBadSignature, at(1), false, 0},
+		{ReasonBadSignature, at(9.9), false, 0},
+		{ReasonReplay, at(5), true, 0}, // each reason on its own
+		{ReasonBadSignature, at(10), true, 2},
+		{ReasonBadSignature, at(10.5), false, 0},
+		{ReasonBadSignature, at(3), true, 1}, // the clock went back: log rather than go quiet
+		{ReasonBadSignature, at(100), true, 0},
+	} {
+		ok, n := l.allow(c.reason, c.at)
+		if ok != c.ok || n != c.suppressed {
+			t.Errorf("step %d (%s at %v): logged %v with %d left out, want %v with %d", i, c.reason, c.at.Sub(t0), ok, n, c.ok, c.suppressed)
+		}
+	}
+}
