@@ -135,6 +135,20 @@ type Publisher struct {
 	// gate, when set (by tests), is asked before every connection attempt,
 	// which fails with its error.
 	gate func() error
+
+	// parked holds, for each outbox row tried store.OutboxTriesInOrder
+	// times or more, when it may be tried again: a message the broker
+	// keeps refusing (it drops the connection) is retried at a slowing
+	// pace instead of remaking the connection in a loop. Only Run's
+	// goroutine touches it.
+	parked map[string]time.Time
+}
+
+// parkedRetry is how long a row tried tries times waits before its next
+// try, once it is past store.OutboxTriesInOrder: a minute, doubling, at
+// most an hour.
+func parkedRetry(tries int) time.Duration {
+	return time.Minute << min(max(tries-store.OutboxTriesInOrder, 0), 6) // 64 min at most
 }
 
 // NewPublisher checks the options, fills in defaults and returns a
@@ -505,14 +519,30 @@ func (p *Publisher) deliverBatch(ctx context.Context, c *conn, acked map[string]
 	if err != nil {
 		return false, nil, err
 	}
+	sent := 0
 	for _, e := range entries {
 		if acked[e.Event] {
 			if err := p.db.Delivered(ctx, e.Event); err != nil {
 				return false, nil, err
 			}
 			delete(acked, e.Event)
+			delete(p.parked, e.Event)
 			continue
 		}
+		if e.Attempts >= store.OutboxTriesInOrder {
+			now := time.Now()
+			if next, ok := p.parked[e.Event]; ok && now.Before(next) {
+				continue
+			}
+			if p.parked == nil {
+				p.parked = make(map[string]time.Time)
+			}
+			wait := parkedRetry(e.Attempts)
+			p.parked[e.Event] = now.Add(wait)
+			p.log.Warn("an event the broker did not take in several tries is tried again behind the others", "event", e.Event,
+				"tries", e.Attempts, "next_try_in", wait)
+		}
+		sent++
 		topic, payload := e.Topic, e.Payload
 		if p.stale(e, time.Now()) {
 			if topic, payload, err = p.expire(ctx, e); err != nil {
@@ -535,10 +565,13 @@ func (p *Publisher) deliverBatch(ctx context.Context, c *conn, acked map[string]
 			acked[e.Event] = true
 			p.log.Error("the broker has the event but its outbox row stays; retrying the delete", "event", e.Event, "err", err)
 		}
+		delete(p.parked, e.Event)
 		p.delivered.Add(1)
 		p.log.Debug("event delivered", "event", e.Event, "topic", topic)
 	}
-	return len(entries) == outboxBatch, nil, nil
+	// A full batch of parked rows that are not due is not a reason to read
+	// again at once.
+	return len(entries) == outboxBatch && sent > 0, nil, nil
 }
 
 // stale reports whether e is an unlock that must no longer go out as one:

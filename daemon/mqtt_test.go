@@ -46,14 +46,18 @@ type testBroker struct {
 	done chan struct{} // closed when cmd has exited
 }
 
-// newBroker prepares a broker; start starts it.
-func newBroker(t *testing.T) *testBroker {
+// newBroker prepares a broker; start starts it. extra lines are added to
+// its configuration.
+func newBroker(t *testing.T, extra ...string) *testBroker {
 	t.Helper()
 	if _, err := os.Stat(mosquittoPath); err != nil {
 		t.Skipf("no mosquitto: %v", err)
 	}
 	b := &testBroker{t: t, dir: t.TempDir(), port: freePort(t)}
 	conf := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n", b.port)
+	for _, l := range extra {
+		conf += l + "\n"
+	}
 	if err := os.WriteFile(filepath.Join(b.dir, "mosquitto.conf"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -563,6 +567,66 @@ func TestPublishBrokerOutage(t *testing.T) {
 		t.Errorf("%d event messages, want 7", total)
 	}
 	eventually(t, "an empty outbox", func() bool { return depth(t, db) == 0 })
+}
+
+// TestPublishPoisonRowDoesNotBlock has the broker refuse one outbox row
+// for good (a packet over its max_packet_size: mosquitto drops the
+// connection): after store.OutboxTriesInOrder tries it goes behind the
+// rest, and the decisions written after it are delivered; it stays in
+// the outbox, not lost.
+func TestPublishPoisonRowDoesNotBlock(t *testing.T) {
+	b := newBroker(t, "max_packet_size 4096")
+	b.start()
+	sub := newSub(t, b.url(), "facegate/front/events/#")
+	db := openTestDB(t, "")
+	poison := NewEvent("front", denyDecision(time.Now()), time.Now())
+	se, err := poison.StoreEvent()
+	if err != nil {
+		t.Fatal(err)
+	}
+	se.Payload = []byte(`{"padding":"` + strings.Repeat("x", 8000) + `"}`)
+	if err := db.RecordDecision(context.Background(), se, poison.Topic(DefaultTopicPrefix)); err != nil {
+		t.Fatal(err)
+	}
+	var after []Event
+	for range 3 {
+		after = append(after, record(t, db, nil, unlockDecision(time.Now())))
+	}
+	connects := new(atomic.Int64)
+	p := startPubLog(t, testOptions(b.url()), db, nil,
+		slog.New(slog.NewTextHandler(testWriter{t: t, count: `msg="mqtt connected"`, n: connects}, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	sub.waitFor(t, "the events written after the refused one", func(msgs []testMsg) bool {
+		ids := eventIDs(t, msgs)
+		for _, e := range after {
+			if ids[unlockTopic][e.ID] == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	// The subscriber may see the last event before its PUBACK deletes its row.
+	eventually(t, "the others' outbox rows deleted", func() bool { return depth(t, db) == 1 })
+	pending, err := db.PendingOutbox(context.Background(), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pending) != 1 || pending[0].Event != poison.ID || pending[0].Attempts < store.OutboxTriesInOrder {
+		for _, e := range pending {
+			t.Errorf("in the outbox: event %s, tried %d times", e.Event, e.Attempts)
+		}
+		t.Errorf("want only the refused event %s, tried at least %d times", poison.ID, store.OutboxTriesInOrder)
+	}
+	// Parked for a minute now: no more reconnecting for it. (With 5 ms
+	// backoffs, retrying it at once would connect about a hundred times.)
+	before := connects.Load()
+	time.Sleep(time.Second)
+	if n := connects.Load() - before; n > 1 {
+		t.Errorf("%d connections in the second after the other events went out: the refused event is retried in a loop", n)
+	}
+	if pending, _ := db.PendingOutbox(context.Background(), 10); len(pending) != 1 || pending[0].Attempts > store.OutboxTriesInOrder+1 {
+		t.Errorf("%d rows in the outbox, the first tried %d times: the refused event was tried again at once", len(pending), pending[0].Attempts)
+	}
+	p.stop(t)
 }
 
 // TestPublishConnectionCutMidStream cuts the publisher's connection while

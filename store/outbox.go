@@ -128,8 +128,15 @@ func (db *DB) PruneEvents(ctx context.Context, before time.Time) (int64, error) 
 	}
 }
 
+// OutboxTriesInOrder is how many publishes of a row are tried in order:
+// a row tried this often without an acknowledgement (one the broker keeps
+// refusing, say) goes behind every other, so that it cannot hold back the
+// decisions written after it.
+const OutboxTriesInOrder = 5
+
 // PendingOutbox returns up to limit outbox rows, oldest (first written)
-// first.
+// first, except that rows tried OutboxTriesInOrder times or more come
+// after all the others (in their own written order).
 func (db *DB) PendingOutbox(ctx context.Context, limit int) ([]OutboxEntry, error) {
 	const op = "read outbox"
 	if limit < 1 {
@@ -140,7 +147,7 @@ func (db *DB) PendingOutbox(ctx context.Context, limit int) ([]OutboxEntry, erro
 	// has a larger rowid than every row still present.
 	rows, err := db.ro.QueryContext(ctx, `SELECT o.event, e.kind, e.time, o.topic, o.payload, o.created, o.attempts
 		FROM outbox o JOIN events e ON e.id = o.event
-		ORDER BY o.rowid LIMIT ?`, limit)
+		ORDER BY o.attempts >= ?, o.rowid LIMIT ?`, OutboxTriesInOrder, limit)
 	if err != nil {
 		return nil, db.sqlError(op, err)
 	}

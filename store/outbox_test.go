@@ -206,6 +206,21 @@ func TestOutboxOrder(t *testing.T) {
 	}
 	check(100, append(rest, "late1", "late2"))
 
+	// A row tried OutboxTriesInOrder times without success goes behind
+	// every other; one tried once less keeps its place.
+	for i := range OutboxTriesInOrder {
+		if err := db.Attempted(ctx, "e01"); err != nil {
+			t.Fatal(err)
+		}
+		if i < OutboxTriesInOrder-1 {
+			if err := db.Attempted(ctx, "e02"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	check(100, append(append(rest[1:], "late1", "late2"), "e01"))
+	check(1, []string{"e02"})
+
 	if _, err := db.PendingOutbox(ctx, 0); !errors.Is(err, ErrInvalid) {
 		t.Errorf("PendingOutbox(0): %v, want ErrInvalid", err)
 	}
