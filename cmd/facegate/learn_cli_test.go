@@ -559,8 +559,9 @@ func TestEmbedLFWCache(t *testing.T) {
 	}
 }
 
-// loadLFWCache reads the cache TestEmbedLFWCache wrote, or skips.
-func loadLFWCache(t *testing.T) lfwCache {
+// loadLFWCache reads the cache TestEmbedLFWCache wrote, or skips, and
+// checks that its embeddings are of the bundled encoder, returned.
+func loadLFWCache(t *testing.T) (lfwCache, string) {
 	t.Helper()
 	path := lfwCachePath()
 	if path == "" {
@@ -575,7 +576,11 @@ func loadLFWCache(t *testing.T) lfwCache {
 	if err := gob.NewDecoder(f).Decode(&c); err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
-	return c
+	model := bundledEncoderID(t)
+	if c.Model != model {
+		t.Fatalf("the cache holds embeddings of encoder %s, this facegate uses %s", c.Model, model)
+	}
+	return c, model
 }
 
 // lfwTrainSet is the embeddings of peopleDevTrain.txt's people, by person;
@@ -635,12 +640,8 @@ func enrollLFWSet(t *testing.T, path, model string, set learn.Set) {
 // facegate eval --db FILE --head NAME to check a head on the photos
 // themselves.
 func TestLFWHeads(t *testing.T) {
-	c := loadLFWCache(t)
+	c, model := loadLFWCache(t)
 	ctx := context.Background()
-	model := bundledEncoderID(t)
-	if c.Model != model {
-		t.Fatalf("the cache holds embeddings of encoder %s, this facegate uses %s", c.Model, model)
-	}
 	dbPath := os.Getenv("FACEGATE_LFW_DB")
 	if dbPath == "" {
 		dbPath = filepath.Join(t.TempDir(), "lfw.db")
@@ -766,12 +767,8 @@ func TestLFWHeads(t *testing.T) {
 //
 //	FACEGATE_LFW_CACHE=/tmp/facegate-lfw.gob go test ./cmd/facegate -run LFWHeadsAtTheDoor -v -timeout 60m
 func TestLFWHeadsAtTheDoor(t *testing.T) {
-	c := loadLFWCache(t)
+	c, model := loadLFWCache(t)
 	ctx := context.Background()
-	model := bundledEncoderID(t)
-	if c.Model != model {
-		t.Fatalf("the cache holds embeddings of encoder %s, this facegate uses %s", c.Model, model)
-	}
 	dir := t.TempDir()
 	trainDB := filepath.Join(dir, "train.db")
 	enrollLFWSet(t, trainDB, model, lfwTrainSet(t, c))
