@@ -215,7 +215,12 @@ func (c *CalibrateCommand) Run(ctx context.Context, args []string) error {
 	if head.Method() != learn.Cosine {
 		fmt.Fprintln(c.stderr, "note: the head was trained on these people, so these rates are optimistic; compare heads on other people with facegate eval --head")
 	}
+	unusable := door.Check(head.Method())
 	switch {
+	case isActive && unusable != nil:
+		fmt.Fprintf(c.stderr, "head %q is active, but the door and identify score by plain cosine while %v\n", name, unusable)
+	case unusable != nil:
+		fmt.Fprintf(c.stderr, "head %q is not active, and cannot be made so while %v\n", name, unusable)
 	case isActive:
 		fmt.Fprintf(c.stderr, "head %q is active: the door and identify use it\n", name)
 	case active.Name != "":
