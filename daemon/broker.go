@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -82,13 +81,4 @@ func mqttOptions(cfg Config, u, version string) (MQTTOptions, error) {
 		opt.TLS = t
 	}
 	return opt, nil
-}
-
-// redactURL hides a password in a broker URL before it is logged.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return u.Redacted()
 }

@@ -14,10 +14,10 @@ import (
 	"flag"
 	"fmt"
 	"github.com/facegate/facegate/internal/confmsg"
+	"github.com/facegate/facegate/internal/mqttnet"
 	"io"
 	"math"
 	"net"
-	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -118,7 +118,6 @@ const (
 	// enough that the log of who came and went does not grow without bound.
 	configDefaultEventsKeep = 90 * 24 * time.Hour
 	configMaxKeepalive      = 65535 * time.Second
-	configMaxTopicPrefix    = 256 // as the publisher's checkTopicPrefix
 	configClientIDPrefix    = "facegate-"
 )
 
@@ -797,8 +796,8 @@ func (c Config) validateCamera() error {
 // validate checks the mqtt section.
 func (m MQTTConfig) validate() error {
 	if m.URL != "" {
-		if err := configBrokerURL(m.URL); err != nil {
-			return err
+		if _, err := mqttnet.ParseURL(m.URL); err != nil {
+			return configBad("mqtt.url", "%v", err)
 		}
 	}
 	if m.ClientID == "" {
@@ -826,7 +825,7 @@ func (m MQTTConfig) validate() error {
 			return err
 		}
 	}
-	if problem := configTopicProblem(m.TopicPrefix); problem != "" {
+	if problem := mqttnet.TopicPrefixProblem(m.TopicPrefix); problem != "" {
 		return configBad("mqtt.topic_prefix", "%s", problem)
 	}
 	switch {
@@ -842,58 +841,11 @@ func (m MQTTConfig) validate() error {
 		return configBad("mqtt.connect_timeout", "%s must be positive", confmsg.FormatDuration(m.ConnectTimeout))
 	}
 	if m.Discovery {
-		if problem := configTopicProblem(m.DiscoveryPrefix); problem != "" {
+		if problem := mqttnet.TopicPrefixProblem(m.DiscoveryPrefix); problem != "" {
 			return configBad("mqtt.discovery_prefix", "%s", problem)
 		}
 	}
 	return nil
-}
-
-// configBrokerURL checks an MQTT broker URL for the schemes the publisher
-// dials; without a port it uses the scheme's default (1883, 8883, 80, 443).
-func configBrokerURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // url.Error repeats the URL, password and all
-		}
-		return configBad("mqtt.url", "not a valid URL: %v", err)
-	}
-	shown := confmsg.Quote(u.Redacted())
-	switch u.Scheme {
-	case "tcp", "ssl", "tls", "mqtt", "mqtts", "ws", "wss":
-	default:
-		return configBad("mqtt.url", "%s is not an MQTT broker URL (want tcp://, ssl://, tls://, mqtt://, mqtts://, ws:// or wss://)", shown)
-	}
-	if u.Hostname() == "" {
-		return configBad("mqtt.url", "%s has no host", shown)
-	}
-	if p := u.Port(); p != "" {
-		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return configBad("mqtt.url", "%s: port %s is out of range", shown, p)
-		}
-	}
-	return nil
-}
-
-// configTopicProblem says what is wrong with an MQTT topic prefix, or "".
-func configTopicProblem(s string) string {
-	switch {
-	case s == "":
-		return "missing"
-	case len(s) > configMaxTopicPrefix:
-		return fmt.Sprintf("%s is longer than %d bytes", confmsg.Quote(s), configMaxTopicPrefix)
-	case !utf8.ValidString(s) || strings.ContainsFunc(s, unicode.IsControl):
-		return fmt.Sprintf("%s is not UTF-8 text without control characters", confmsg.Quote(s))
-	case strings.ContainsAny(s, "+#"):
-		return fmt.Sprintf("%s holds an MQTT wildcard (+ or #)", confmsg.Quote(s))
-	case strings.HasPrefix(s, "/") || strings.HasSuffix(s, "/") || strings.Contains(s, "//"):
-		return fmt.Sprintf("%s has an empty topic level (a leading, trailing or double /)", confmsg.Quote(s))
-	case strings.HasPrefix(s, "$"):
-		return fmt.Sprintf("%s begins with $, which MQTT reserves for the broker", confmsg.Quote(s))
-	}
-	return ""
 }
 
 // configReadable checks that path is a regular file this process can open.

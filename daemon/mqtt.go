@@ -54,6 +54,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/facegate/facegate/internal/mqttnet"
 	"github.com/facegate/facegate/store"
 )
 
@@ -205,9 +206,9 @@ func NewPublisher(opt MQTTOptions, db *store.DB, log *slog.Logger) (*Publisher, 
 	if opt.MaxBackoff < opt.MinBackoff {
 		return nil, fmt.Errorf("mqtt: max backoff %v is less than min backoff %v", opt.MaxBackoff, opt.MinBackoff)
 	}
-	broker, err := brokerURL(opt.URL)
+	broker, err := mqttnet.ParseURL(opt.URL)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("mqtt: broker URL: %w", err)
 	}
 	p := &Publisher{
 		opt:          opt,
@@ -226,42 +227,11 @@ func NewPublisher(opt MQTTOptions, db *store.DB, log *slog.Logger) (*Publisher, 
 	return p, nil
 }
 
-// brokerURL parses a broker URL and adds the scheme's default port.
-func brokerURL(s string) (*url.URL, error) {
-	u, err := url.Parse(s)
-	if err != nil {
-		return nil, fmt.Errorf("mqtt: broker URL: %w", err)
-	}
-	var port string
-	switch u.Scheme {
-	case "tcp", "mqtt":
-		port = "1883"
-	case "ssl", "tls", "mqtts":
-		port = "8883"
-	case "ws":
-		port = "80"
-	case "wss":
-		port = "443"
-	default:
-		return nil, fmt.Errorf("mqtt: broker URL %s: scheme is not tcp, mqtt, ssl, tls, mqtts, ws or wss", u.Redacted())
-	}
-	if u.Hostname() == "" {
-		return nil, fmt.Errorf("mqtt: broker URL %s has no host", u.Redacted())
-	}
-	if u.Port() == "" {
-		u.Host = net.JoinHostPort(u.Hostname(), port)
-	}
-	return u, nil
-}
-
 // checkTopicPrefix refuses a prefix that is not one or more plain topic
 // levels.
 func checkTopicPrefix(what, prefix string) error {
-	if err := checkField(what, prefix, 256, false); err != nil {
-		return fmt.Errorf("mqtt: %w", err)
-	}
-	if strings.ContainsAny(prefix, "+#") || strings.HasPrefix(prefix, "/") || strings.HasSuffix(prefix, "/") || strings.Contains(prefix, "//") {
-		return fmt.Errorf("mqtt: %s %q must be topic levels without wildcards or empty levels", what, prefix)
+	if problem := mqttnet.TopicPrefixProblem(prefix); problem != "" {
+		return fmt.Errorf("mqtt: %s: %s", what, problem)
 	}
 	return nil
 }
@@ -438,22 +408,7 @@ func (p *Publisher) dial(ctx context.Context, u *url.URL) (net.Conn, error) {
 			return nil, err
 		}
 	}
-	d := &net.Dialer{Timeout: p.opt.ConnectTimeout}
-	switch u.Scheme {
-	case "ssl", "tls", "mqtts":
-		td := &tls.Dialer{NetDialer: d, Config: p.opt.TLS}
-		return td.DialContext(ctx, "tcp", u.Host)
-	case "ws", "wss":
-		ws := *u
-		ws.User = nil
-		var cfg *tls.Config
-		if u.Scheme == "wss" {
-			cfg = p.opt.TLS
-		}
-		return mqtt.NewWebsocket(ws.String(), cfg, p.opt.ConnectTimeout, nil, nil)
-	default:
-		return d.DialContext(ctx, "tcp", u.Host)
-	}
+	return mqttnet.Dial(ctx, u, p.opt.TLS, p.opt.ConnectTimeout)
 }
 
 // inflight is a message sent but not yet acknowledged when ctx ended.

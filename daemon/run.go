@@ -17,6 +17,7 @@ import (
 	"github.com/facegate/facegate/camera"
 	"github.com/facegate/facegate/detect"
 	"github.com/facegate/facegate/internal/confmsg"
+	"github.com/facegate/facegate/internal/mqttnet"
 	"github.com/facegate/facegate/internal/onnx"
 	"github.com/facegate/facegate/store"
 	"github.com/facegate/facegate/verify"
@@ -234,7 +235,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		})
 	}
 	daemon.SdNotify(false, daemon.SdNotifyReady)
-	log.Info("door ready", "door", cfg.Door, "camera", cfg.Camera.Source, "mqtt", redactURL(mqttURL),
+	log.Info("door ready", "door", cfg.Door, "camera", cfg.Camera.Source, "mqtt", mqttnet.Redact(mqttURL),
 		"people", roster.Gallery.Len(), "threshold", pc.Threshold, "liveness", pc.Liveness, "version", deps.Version)
 	logScoring(log, roster.Scoring, cfg.Policy.Threshold)
 

@@ -36,6 +36,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/facegate/facegate/internal/confmsg"
+	"github.com/facegate/facegate/internal/mqttnet"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -362,7 +363,7 @@ func (c Config) Validate() error {
 	case strings.ContainsFunc(c.Door, func(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '-') }):
 		return bad("door", "%s may hold only a-z, 0-9, _ and -", confmsg.Quote(c.Door))
 	}
-	if problem := topicProblem(c.TopicPrefix); problem != "" {
+	if problem := mqttnet.TopicPrefixProblem(c.TopicPrefix); problem != "" {
 		return bad("topic_prefix", "%s", problem)
 	}
 	switch {
@@ -389,8 +390,8 @@ func (c Config) Validate() error {
 }
 
 func (m MQTTConfig) validate() error {
-	if err := brokerURL(m.URL); err != nil {
-		return err
+	if _, err := mqttnet.ParseURL(m.URL); err != nil {
+		return bad("mqtt.url", "%v", err)
 	}
 	switch {
 	case m.ClientID == "":
@@ -750,58 +751,6 @@ func argvKey(p *[]string) setter {
 	}
 }
 
-// brokerURL checks an MQTT broker URL.
-func brokerURL(s string) error {
-	const want = "want tcp://, ssl://, tls://, mqtt://, mqtts://, ws:// or wss://"
-	u, err := url.Parse(s)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // url.Error repeats the URL, password and all
-		}
-		return bad("mqtt.url", "not a valid URL: %v", err)
-	}
-	shown := confmsg.Quote(u.Redacted())
-	switch u.Scheme {
-	case "tcp", "ssl", "tls", "mqtt", "mqtts":
-		if u.Hostname() == "" {
-			return bad("mqtt.url", "%s has no host", shown)
-		}
-		if u.Port() == "" {
-			return bad("mqtt.url", "%s has no port (e.g. %s://%s:1883)", shown, u.Scheme, u.Hostname())
-		}
-		if n, err := strconv.Atoi(u.Port()); err != nil || n < 1 || n > 65535 {
-			return bad("mqtt.url", "%s: port %s is out of range", shown, u.Port())
-		}
-	case "ws", "wss":
-		if u.Host == "" {
-			return bad("mqtt.url", "%s has no host", shown)
-		}
-	default:
-		return bad("mqtt.url", "%s is not an MQTT broker URL (%s)", shown, want)
-	}
-	return nil
-}
-
-// topicProblem says what is wrong with an MQTT topic prefix, or "".
-func topicProblem(s string) string {
-	switch {
-	case s == "":
-		return "missing"
-	case !utf8.ValidString(s):
-		return fmt.Sprintf("%s is not valid UTF-8", confmsg.Quote(s))
-	case strings.ContainsAny(s, "+#\x00"):
-		return fmt.Sprintf("%s holds an MQTT wildcard (+ or #) or NUL", confmsg.Quote(s))
-	case strings.HasPrefix(s, "/") || strings.HasSuffix(s, "/") || strings.Contains(s, "//"):
-		return fmt.Sprintf("%s has an empty topic level (a leading, trailing or double /)", confmsg.Quote(s))
-	case strings.HasPrefix(s, "$"):
-		return fmt.Sprintf("%s begins with $, which MQTT reserves for the broker", confmsg.Quote(s))
-	case len(s) > 1024:
-		return "longer than 1024 bytes"
-	}
-	return ""
-}
-
 // oneLine escapes control characters in err's message.
 func oneLine(err error) error {
 	msg := err.Error()
@@ -864,6 +813,7 @@ type Relay struct {
 	key      ed25519.PublicKey
 	verifier *Verifier
 	topic    string
+	broker   string // the broker URL with its port (mqttnet.ParseURL)
 	password string
 	tls      *tls.Config
 
@@ -921,6 +871,10 @@ func New(cfg Config, opt Options) (*Relay, error) {
 	if err != nil {
 		return nil, err
 	}
+	broker, err := mqttnet.ParseURL(cfg.MQTT.URL)
+	if err != nil {
+		return nil, bad("mqtt.url", "%v", err)
+	}
 	r := &Relay{
 		cfg:      cfg,
 		opt:      opt,
@@ -928,6 +882,7 @@ func New(cfg Config, opt Options) (*Relay, error) {
 		key:      key,
 		verifier: NewVerifier(key, cfg.Door, cfg.MaxAge, cfg.Skew),
 		topic:    cfg.Topic(),
+		broker:   broker.String(),
 		rejected: make(map[Reason]*atomic.Uint64),
 		pending:  make(chan daemon.Event, 1),
 	}
@@ -1009,7 +964,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.log.Info("relay ready", "door", r.cfg.Door, "topic", r.topic, "broker", redact(r.cfg.MQTT.URL),
+	r.log.Info("relay ready", "door", r.cfg.Door, "topic", r.topic, "broker", mqttnet.Redact(r.cfg.MQTT.URL),
 		"public_key", daemon.KeyFingerprint(r.key), "max_age", r.cfg.MaxAge, "skew", r.cfg.Skew, "output", out.describe())
 
 	outCtx, stopOut := context.WithCancel(ctx)
@@ -1037,7 +992,7 @@ func (r *Relay) Run(ctx context.Context) error {
 			backoff, attempt = minBackoff, 1
 		}
 		wait := backoff/2 + rand.N(backoff/2+1)
-		r.log.Warn("mqtt connection failed or ended; reconnecting", "broker", redact(r.cfg.MQTT.URL), "err", err,
+		r.log.Warn("mqtt connection failed or ended; reconnecting", "broker", mqttnet.Redact(r.cfg.MQTT.URL), "err", err,
 			"attempt", attempt, "retry_in", wait.Round(time.Millisecond))
 		backoff = min(2*backoff, maxBackoff)
 		t := time.NewTimer(wait)
@@ -1125,7 +1080,7 @@ func (r *Relay) session(ctx context.Context) (established bool, err error) {
 	var dialMu sync.Mutex
 	var dialed net.Conn
 	o := mqtt.NewClientOptions().
-		AddBroker(r.cfg.MQTT.URL).
+		AddBroker(r.broker).
 		SetClientID(r.cfg.MQTT.ClientID).
 		SetUsername(r.cfg.MQTT.Username).
 		SetPassword(r.password).
@@ -1168,7 +1123,7 @@ func (r *Relay) session(ctx context.Context) (established bool, err error) {
 		<-tok.Done()
 	}
 	if err := tok.Error(); err != nil {
-		return false, fmt.Errorf("connect to %s: %w", redact(r.cfg.MQTT.URL), err)
+		return false, fmt.Errorf("connect to %s: %w", mqttnet.Redact(r.cfg.MQTT.URL), err)
 	}
 	defer c.Disconnect(250)
 	if ctx.Err() != nil {
@@ -1190,7 +1145,7 @@ func (r *Relay) session(ctx context.Context) (established bool, err error) {
 	}
 	r.connected.Store(true)
 	defer r.connected.Store(false)
-	r.log.Info("subscribed", "topic", r.topic, "broker", redact(r.cfg.MQTT.URL), "client_id", r.cfg.MQTT.ClientID)
+	r.log.Info("subscribed", "topic", r.topic, "broker", mqttnet.Redact(r.cfg.MQTT.URL), "client_id", r.cfg.MQTT.ClientID)
 	select {
 	case <-ctx.Done():
 		return true, nil
@@ -1201,31 +1156,7 @@ func (r *Relay) session(ctx context.Context) (established bool, err error) {
 
 // dial opens the network connection for paho, honouring ctx.
 func (r *Relay) dial(ctx context.Context, u *url.URL) (net.Conn, error) {
-	d := &net.Dialer{Timeout: mqttConnectTimeout}
-	switch u.Scheme {
-	case "ssl", "tls", "mqtts":
-		cfg := r.tls
-		if cfg == nil {
-			cfg = &tls.Config{MinVersion: tls.VersionTLS12}
-		}
-		td := &tls.Dialer{NetDialer: d, Config: cfg}
-		return td.DialContext(ctx, "tcp", u.Host)
-	case "ws", "wss":
-		ws := *u
-		ws.User = nil
-		return mqtt.NewWebsocket(ws.String(), r.tls, mqttConnectTimeout, nil, nil)
-	default:
-		return d.DialContext(ctx, "tcp", u.Host)
-	}
-}
-
-// redact hides a password in a broker URL.
-func redact(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return u.Redacted()
+	return mqttnet.Dial(ctx, u, r.tls, mqttConnectTimeout)
 }
 
 // ---------------------------------------------------------------------------
