@@ -27,7 +27,11 @@ unlock and deny decisions over MQTT (topics facegate/<door>/events/unlock and
 database with an outbox row first, so a broker outage or a restart loses
 none. Every key of the YAML file can be set by a flag of the same dotted name,
 and flags win. SIGHUP reloads the gallery (it also reloads by itself within a
-second of an enrollment); SIGTERM or SIGINT stop it.
+second of an enrollment, or of a head activated with facegate heads);
+SIGTERM or SIGINT stop it. Faces are scored by plain cosine at
+policy.threshold (0.55), or by the active head at its door threshold
+(facegate calibrate). Decisions older than events_keep (90 days) are
+deleted from the database's audit log.
 
 Examples:
 
