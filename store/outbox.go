@@ -93,41 +93,6 @@ func (db *DB) RecordDecision(ctx context.Context, e Event, topic string) error {
 	return nil
 }
 
-// migrationEventsTime (schema version 3) indexes events by time, for
-// PruneEvents.
-const migrationEventsTime = `CREATE INDEX events_time ON events(time);`
-
-// pruneBatch bounds the rows one PruneEvents transaction deletes, so that
-// the daemon's own writes wait at most one short batch.
-const pruneBatch = 1000
-
-// PruneEvents deletes the events older than before, except those whose
-// message is still in the outbox: an undelivered decision is never lost to
-// retention. It deletes in short transactions and returns how many it
-// deleted. Times compare as stored text, so events within the second of
-// before may fall either side.
-func (db *DB) PruneEvents(ctx context.Context, before time.Time) (int64, error) {
-	const op = "prune events"
-	cutoff := before.UTC().Truncate(time.Second).Format(time.RFC3339)
-	var total int64
-	for {
-		res, err := db.rw.ExecContext(ctx, `DELETE FROM events WHERE rowid IN (
-			SELECT rowid FROM events WHERE time < ? AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.event = events.id) LIMIT ?)`,
-			cutoff, pruneBatch)
-		if err != nil {
-			return total, db.sqlError(op, err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return total, db.sqlError(op, err)
-		}
-		total += n
-		if n < pruneBatch {
-			return total, nil
-		}
-	}
-}
-
 // OutboxTriesInOrder is how many publishes of a row are tried in order:
 // a row tried this often without an acknowledgement (one the broker keeps
 // refusing, say) goes behind every other, so that it cannot hold back the

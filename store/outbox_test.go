@@ -499,3 +499,72 @@ func TestPruneEvents(t *testing.T) {
 		t.Errorf("again: pruned %d (%v), want 0", n, err)
 	}
 }
+
+func TestEvents(t *testing.T) {
+	db := openTest(t, "")
+	ctx := context.Background()
+	t0 := time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)
+	rec := func(id string, at time.Time, person, kind string, delivered bool) {
+		t.Helper()
+		e := testEvent(id, at)
+		e.Person, e.Kind = person, kind
+		if kind == EventDeny {
+			e.Reason = "unknown"
+		}
+		if err := db.RecordDecision(ctx, e, testTopic); err != nil {
+			t.Fatal(err)
+		}
+		if delivered {
+			if err := db.Delivered(ctx, e.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Written out of time order; a and b fall within one second, and a
+	// has no fraction at all, so its stored text sorts after b's.
+	rec("c", t0.Add(2*time.Hour), "bob", EventUnlock, true)
+	rec("b", t0.Add(500*time.Millisecond), "alice", EventUnlock, true)
+	rec("a", t0, "alice", EventUnlock, true)
+	rec("d", t0.Add(3*time.Hour).In(time.FixedZone("UTC-4", -4*3600)), "", EventDeny, false)
+	rec("e", t0.Add(-time.Hour), "alice", EventUnlock, true)
+	for _, c := range []struct {
+		name string
+		q    EventQuery
+		want string
+	}{
+		{"all, oldest first", EventQuery{Limit: 10}, "[e a b c d]"},
+		{"the newest 2", EventQuery{Limit: 2}, "[c d]"},
+		{"alice", EventQuery{Person: "alice", Limit: 10}, "[e a b]"},
+		{"denies", EventQuery{Kind: EventDeny, Limit: 10}, "[d]"},
+		{"since, exact below the second", EventQuery{Since: t0.Add(300 * time.Millisecond), Limit: 10}, "[b c d]"},
+		{"since, inclusive", EventQuery{Since: t0, Limit: 10}, "[a b c d]"},
+		{"until, inclusive", EventQuery{Until: t0, Limit: 10}, "[e a]"},
+		{"until, exact below the second", EventQuery{Until: t0.Add(499 * time.Millisecond), Limit: 10}, "[e a]"},
+		{"window", EventQuery{Since: t0, Until: t0.Add(2 * time.Hour), Limit: 10}, "[a b c]"},
+		{"other door", EventQuery{Door: "back", Limit: 10}, "[]"},
+	} {
+		got, err := db.Events(ctx, c.q)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		var ids []string
+		for _, e := range got {
+			ids = append(ids, e.ID)
+		}
+		if fmt.Sprint(ids) != c.want {
+			t.Errorf("%s: %v, want %s", c.name, ids, c.want)
+		}
+	}
+	all, _ := db.Events(ctx, EventQuery{Limit: 10})
+	for _, e := range all {
+		if e.Pending != (e.ID == "d") {
+			t.Errorf("event %s: pending %v", e.ID, e.Pending)
+		}
+		if e.ID == "d" && (e.Kind != EventDeny || e.Reason != "unknown" || e.Person != "" || !e.Time.Equal(t0.Add(3*time.Hour)) || e.Frames != 3 || string(e.Payload) != `{"id":"d"}`) {
+			t.Errorf("event d read back as %+v", e)
+		}
+	}
+	if _, err := db.Events(ctx, EventQuery{}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("limit 0: %v, want ErrInvalid", err)
+	}
+}

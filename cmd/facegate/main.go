@@ -1,6 +1,6 @@
 // Command facegate is an edge door-access daemon and the tools around it:
-// embed, compare and evaluate faces, and (in later subcommands) enroll
-// people and watch a door.
+// embed, compare and evaluate faces, enroll people, run and watch a door,
+// learn from a site's faces, and drive a lock from signed unlocks.
 package main
 
 import (
@@ -65,6 +65,8 @@ func newCommand(name string, stdout, stderr io.Writer) command {
 		return &GrabCommand{stdout: stdout, stderr: stderr}
 	case "watch":
 		return &WatchCommand{stdout: stdout, stderr: stderr}
+	case "events":
+		return &EventsCommand{stdout: stdout, stderr: stderr}
 	case "train":
 		return &TrainCommand{stdout: stdout, stderr: stderr}
 	case "heads":
@@ -102,11 +104,12 @@ Commands:
 	grab      save one frame of a camera or video as a photo, to enroll from
 
 	train     learn from the enrolled people how to compare faces (triplet, logistic, chi2)
-	heads     list the learned heads and choose the one eval uses
+	heads     list the learned heads and choose the one the door uses
 	calibrate set the operating threshold for a target false-accept rate
 
 	serve     run the door: camera, recognition, MQTT decisions
 	watch     print a door's decisions as they arrive
+	events    print the audit log of decisions kept in the database
 	keygen    make the key pair that signs a door's decisions
 	relay     act on a door's signed unlocks: run a command or pulse a GPIO line
 
