@@ -2,8 +2,8 @@ package daemon
 
 import (
 	"context"
-	"database/sql"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -33,24 +33,15 @@ func TestPruneEventsLoop(t *testing.T) {
 			}
 		}
 	}
-	ro, err := sql.Open("sqlite3", "file:"+path+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ro.Close()
 	ids := func() (out []string) {
-		rows, err := ro.Query("SELECT id FROM events ORDER BY id")
+		events, err := db.Events(ctx, store.EventQuery{Limit: 10})
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, id)
+		for _, e := range events {
+			out = append(out, e.ID)
 		}
+		slices.Sort(out)
 		return out
 	}
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -464,19 +465,15 @@ func TestPruneEvents(t *testing.T) {
 	record("new-east", cutoff.Add(2*time.Second).In(time.FixedZone("UTC+5", 5*3600)), true)
 	remaining := func() []string {
 		t.Helper()
-		rows, err := db.rw.QueryContext(ctx, `SELECT id FROM events ORDER BY id`)
+		events, err := db.Events(ctx, EventQuery{Limit: 10 * old})
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer rows.Close()
 		var ids []string
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				t.Fatal(err)
-			}
-			ids = append(ids, id)
+		for _, e := range events {
+			ids = append(ids, e.ID)
 		}
+		slices.Sort(ids)
 		return ids
 	}
 	n, err := db.PruneEvents(ctx, cutoff)
