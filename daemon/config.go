@@ -23,7 +23,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
@@ -640,28 +639,10 @@ func configName(path string) string {
 // configErr makes sure err's message is one line.
 func configErr(err error) error {
 	msg := err.Error()
-	if one := configOneLine(msg); one != msg {
+	if one := confmsg.OneLine(msg); one != msg {
 		return errors.New(one)
 	}
 	return err
-}
-
-// configOneLine escapes any control character in msg (from a path, or a
-// value echoed by another package), so that msg is one line.
-func configOneLine(msg string) string {
-	if !strings.ContainsFunc(msg, unicode.IsControl) {
-		return msg
-	}
-	var b strings.Builder
-	for _, r := range msg {
-		if unicode.IsControl(r) {
-			q := strconv.QuoteRune(r)
-			b.WriteString(q[1 : len(q)-1])
-		} else {
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
 }
 
 // configKeyError is a problem with one key's value, found by Validate.
@@ -672,7 +653,7 @@ type configKeyError struct {
 func (e *configKeyError) Error() string { return e.key + ": " + e.msg }
 
 func configBad(key, format string, a ...any) error {
-	return &configKeyError{key: key, msg: configOneLine(fmt.Sprintf(format, a...))}
+	return &configKeyError{key: key, msg: confmsg.OneLine(fmt.Sprintf(format, a...))}
 }
 
 // locate names where the key at fault was set: the file's line, or the flag.

@@ -311,12 +311,6 @@ func (p *Publisher) session(ctx context.Context, acked map[string]bool) (establi
 	var lostOnce sync.Once
 	var lostErr error
 
-	// The connection being set up, so that a cancelled ctx can cut short a
-	// TLS handshake or CONNACK that would otherwise hold Run for up to
-	// ConnectTimeout.
-	var dialMu sync.Mutex
-	var dialed net.Conn
-
 	o := mqtt.NewClientOptions().
 		AddBroker(p.broker).
 		SetClientID(p.opt.ClientID).
@@ -330,30 +324,18 @@ func (p *Publisher) session(ctx context.Context, acked map[string]bool) (establi
 		SetConnectTimeout(p.opt.ConnectTimeout).
 		SetWriteTimeout(ackTimeout).
 		SetBinaryWill(p.statusTopic, p.will, 1, true).
-		SetCustomOpenConnectionFn(func(u *url.URL, _ mqtt.ClientOptions) (net.Conn, error) {
-			c, err := p.dial(ctx, u)
-			if err != nil {
-				return nil, err
-			}
-			dialMu.Lock()
-			defer dialMu.Unlock()
-			if err := ctx.Err(); err != nil {
-				// ctx ended after the dial: the close below found nothing
-				// to close.
-				c.Close()
-				return nil, err
-			}
-			dialed = c
-			return c, nil
-		}).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			lostOnce.Do(func() {
 				lostErr = err
 				close(lost)
 			})
 		})
+	client, err := mqttnet.Connect(ctx, o, p.dial)
+	if err != nil {
+		return false, fmt.Errorf("connect to %s: %w", p.redacted, err)
+	}
 	c := &conn{
-		client: mqtt.NewClient(o),
+		client: client,
 		lost:   lost,
 		cause: func() error {
 			if lostErr == nil {
@@ -361,21 +343,6 @@ func (p *Publisher) session(ctx context.Context, acked map[string]bool) (establi
 			}
 			return fmt.Errorf("%w: %w", errConnectionLost, lostErr)
 		},
-	}
-
-	tok := c.client.Connect()
-	select {
-	case <-tok.Done():
-	case <-ctx.Done():
-		dialMu.Lock()
-		if dialed != nil {
-			dialed.Close() // the dial itself is cancelled by ctx
-		}
-		dialMu.Unlock()
-		<-tok.Done()
-	}
-	if err := tok.Error(); err != nil {
-		return false, fmt.Errorf("connect to %s: %w", p.redacted, err)
 	}
 	if ctx.Err() != nil {
 		// Connected just as ctx ended (or the close above came too late):

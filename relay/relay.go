@@ -389,6 +389,15 @@ func (c Config) Validate() error {
 	return c.Output.validate()
 }
 
+// oneLine is err with any control character in its message escaped; err
+// itself when there is none.
+func oneLine(err error) error {
+	if msg := err.Error(); confmsg.OneLine(msg) != msg {
+		return errors.New(confmsg.OneLine(msg))
+	}
+	return err
+}
+
 func (m MQTTConfig) validate() error {
 	if _, err := mqttnet.ParseURL(m.URL); err != nil {
 		return bad("mqtt.url", "%v", err)
@@ -751,24 +760,6 @@ func argvKey(p *[]string) setter {
 	}
 }
 
-// oneLine escapes control characters in err's message.
-func oneLine(err error) error {
-	msg := err.Error()
-	if !strings.ContainsFunc(msg, unicode.IsControl) {
-		return err
-	}
-	var b strings.Builder
-	for _, r := range msg {
-		if unicode.IsControl(r) {
-			q := strconv.QuoteRune(r)
-			b.WriteString(q[1 : len(q)-1])
-		} else {
-			b.WriteRune(r)
-		}
-	}
-	return errors.New(b.String())
-}
-
 // ---------------------------------------------------------------------------
 // The relay
 
@@ -1074,11 +1065,6 @@ func (r *Relay) handle(topic string, payload []byte) {
 // accepted the connection.
 func (r *Relay) session(ctx context.Context) (established bool, err error) {
 	lost := make(chan error, 1)
-	// The connection being set up, so that ctx ending can cut short a TLS
-	// handshake or CONNACK that would otherwise hold Run for up to the
-	// connect timeout.
-	var dialMu sync.Mutex
-	var dialed net.Conn
 	o := mqtt.NewClientOptions().
 		AddBroker(r.broker).
 		SetClientID(r.cfg.MQTT.ClientID).
@@ -1091,16 +1077,6 @@ func (r *Relay) session(ctx context.Context) (established bool, err error) {
 		SetKeepAlive(mqttKeepAlive).
 		SetPingTimeout(10 * time.Second).
 		SetConnectTimeout(mqttConnectTimeout).
-		SetCustomOpenConnectionFn(func(u *url.URL, _ mqtt.ClientOptions) (net.Conn, error) {
-			c, err := r.dial(ctx, u)
-			if err != nil {
-				return nil, err
-			}
-			dialMu.Lock()
-			dialed = c
-			dialMu.Unlock()
-			return c, nil
-		}).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			select {
 			case lost <- err:
@@ -1110,19 +1086,8 @@ func (r *Relay) session(ctx context.Context) (established bool, err error) {
 	if r.tls != nil {
 		o.SetTLSConfig(r.tls)
 	}
-	c := mqtt.NewClient(o)
-	tok := c.Connect()
-	select {
-	case <-tok.Done():
-	case <-ctx.Done():
-		dialMu.Lock()
-		if dialed != nil {
-			dialed.Close() // the dial itself is cancelled by ctx
-		}
-		dialMu.Unlock()
-		<-tok.Done()
-	}
-	if err := tok.Error(); err != nil {
+	c, err := mqttnet.Connect(ctx, o, r.dial)
+	if err != nil {
 		return false, fmt.Errorf("connect to %s: %w", mqttnet.Redact(r.cfg.MQTT.URL), err)
 	}
 	defer c.Disconnect(250)

@@ -81,3 +81,22 @@ func QuoteIfNeeded(s string) string {
 	}
 	return Quote(s)
 }
+
+// OneLine is msg with every control character escaped as Go would quote
+// it, so that a path or a value echoed from elsewhere cannot break a
+// message over lines.
+func OneLine(msg string) string {
+	if !strings.ContainsFunc(msg, unicode.IsControl) {
+		return msg
+	}
+	var b strings.Builder
+	for _, r := range msg {
+		if unicode.IsControl(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}

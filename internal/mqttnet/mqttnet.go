@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -115,4 +116,42 @@ func Dial(ctx context.Context, u *url.URL, cfg *tls.Config, timeout time.Duratio
 	default:
 		return d.DialContext(ctx, "tcp", u.Host)
 	}
+}
+
+// Connect makes a paho client of o whose connection is opened by dial,
+// and connects it. Ending ctx cuts a dial, TLS handshake or CONNACK wait
+// short instead of holding the caller for the connect timeout. It returns
+// the client even on error (not connected then).
+func Connect(ctx context.Context, o *mqtt.ClientOptions, dial func(context.Context, *url.URL) (net.Conn, error)) (mqtt.Client, error) {
+	// The connection being set up, so that ending ctx can close it.
+	var mu sync.Mutex
+	var dialed net.Conn
+	o.SetCustomOpenConnectionFn(func(u *url.URL, _ mqtt.ClientOptions) (net.Conn, error) {
+		c, err := dial(ctx, u)
+		if err != nil {
+			return nil, err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if err := ctx.Err(); err != nil {
+			// ctx ended after the dial: the close below found nothing to close.
+			c.Close()
+			return nil, err
+		}
+		dialed = c
+		return c, nil
+	})
+	client := mqtt.NewClient(o)
+	tok := client.Connect()
+	select {
+	case <-tok.Done():
+	case <-ctx.Done():
+		mu.Lock()
+		if dialed != nil {
+			dialed.Close() // the dial itself is cancelled by ctx
+		}
+		mu.Unlock()
+		<-tok.Done()
+	}
+	return client, tok.Error()
 }
