@@ -24,44 +24,85 @@ type Calibration struct {
 	Resolved bool `json:"resolved"`
 }
 
-// Calibrate chooses the lowest threshold whose false-accept rate on the
-// impostor scores is at most far (ties at a threshold are rejected
-// together, so the rate reached may be lower), and reports the
-// false-reject rate of the genuine scores there. Scores are compared as a
-// Head computes them, in float32.
-func Calibrate(genuine, impostor []float32, far float64) (Calibration, error) {
-	if !(far > 0 && far < 1) {
-		return Calibration{}, fmt.Errorf("learn: target FAR %g: must be between 0 and 1", far)
-	}
+// Scores are a head's genuine and impostor pair scores, ready to
+// calibrate at any rate: the impostor scores are sorted once.
+type Scores struct {
+	genuine  []float32
+	impostor []float32 // descending
+}
+
+// NewScores checks and keeps the scores (the impostors in a sorted copy).
+// Scores are compared as a Head computes them, in float32.
+func NewScores(genuine, impostor []float32) (*Scores, error) {
 	if len(genuine) == 0 || len(impostor) == 0 {
-		return Calibration{}, fmt.Errorf("learn: calibrate on %d genuine and %d impostor pairs: need both", len(genuine), len(impostor))
+		return nil, fmt.Errorf("learn: calibrate on %d genuine and %d impostor pairs: need both", len(genuine), len(impostor))
 	}
 	for _, s := range slices.Concat(genuine, impostor) {
 		if math.IsNaN(float64(s)) {
-			return Calibration{}, errors.New("learn: calibrate: a score is NaN")
+			return nil, errors.New("learn: calibrate: a score is NaN")
 		}
 	}
 	imp := slices.Clone(impostor)
-	slices.SortFunc(imp, func(a, b float32) int { return cmp.Compare(b, a) }) // descending
+	slices.SortFunc(imp, func(a, b float32) int { return cmp.Compare(b, a) })
+	return &Scores{genuine: genuine, impostor: imp}, nil
+}
+
+// Calibrate chooses the lowest threshold whose false-accept rate on the
+// impostor scores is at most far (ties at a threshold are rejected
+// together, so the rate reached may be lower), and reports the
+// false-reject rate of the genuine scores there.
+func (s *Scores) Calibrate(far float64) (Calibration, error) {
+	if !(far > 0 && far < 1) {
+		return Calibration{}, fmt.Errorf("learn: target FAR %g: must be between 0 and 1", far)
+	}
+	imp := s.impostor
 	n := len(imp)
 	allowed := int(math.Floor(far*float64(n) + 1e-9)) // false accepts the target allows
-	c := Calibration{TargetFAR: far, Impostors: n, Genuine: len(genuine), Resolved: far*float64(n) >= 1-1e-9}
+	c := Calibration{TargetFAR: far, Impostors: n, Genuine: len(s.genuine), Resolved: far*float64(n) >= 1-1e-9}
 	// Reject the (allowed+1)-th highest impostor score and everything below.
 	c.Threshold = math.Nextafter32(imp[min(allowed, n-1)], float32(math.Inf(1)))
-	var fa, fr int
-	for _, s := range imp {
-		if s >= c.Threshold {
-			fa++
+	// The impostors accepted lead the descending slice: count up to the first below Threshold.
+	fa, _ := slices.BinarySearchFunc(imp, c.Threshold, func(x, t float32) int {
+		if x >= t {
+			return -1
 		}
-	}
-	for _, s := range genuine {
-		if s < c.Threshold {
+		return 1
+	})
+	var fr int
+	for _, g := range s.genuine {
+		if g < c.Threshold {
 			fr++
 		}
 	}
 	c.FAR = float64(fa) / float64(n)
-	c.FRR = float64(fr) / float64(len(genuine))
+	c.FRR = float64(fr) / float64(len(s.genuine))
 	return c, nil
+}
+
+// CalibrateDoor chooses the threshold at which a stranger compared with
+// each of people enrolled people passes any comparison with probability
+// at most far (a union bound over the comparisons).
+func (s *Scores) CalibrateDoor(far float64, people int) (DoorCalibration, error) {
+	if people < 1 {
+		return DoorCalibration{}, fmt.Errorf("learn: calibrate a door of %d people", people)
+	}
+	if !(far > 0 && far < 1) {
+		return DoorCalibration{}, fmt.Errorf("learn: target FAR %g: must be between 0 and 1", far)
+	}
+	c, err := s.Calibrate(far / float64(people))
+	return DoorCalibration{People: people, StrangerFAR: far, Calibration: c}, err
+}
+
+// Calibrate is NewScores(genuine, impostor).Calibrate(far).
+func Calibrate(genuine, impostor []float32, far float64) (Calibration, error) {
+	if !(far > 0 && far < 1) {
+		return Calibration{}, fmt.Errorf("learn: target FAR %g: must be between 0 and 1", far)
+	}
+	s, err := NewScores(genuine, impostor)
+	if err != nil {
+		return Calibration{}, err
+	}
+	return s.Calibrate(far)
 }
 
 // PairScores scores, with h, every genuine pair of s (two embeddings of
@@ -132,20 +173,6 @@ type DoorCalibration struct {
 	People      int     `json:"people"`
 	StrangerFAR float64 `json:"stranger_far"`
 	Calibration
-}
-
-// CalibrateDoor chooses the threshold at which a stranger compared with
-// each of people enrolled people passes any comparison with probability
-// at most far (a union bound over the comparisons).
-func CalibrateDoor(genuine, impostor []float32, far float64, people int) (DoorCalibration, error) {
-	if people < 1 {
-		return DoorCalibration{}, fmt.Errorf("learn: calibrate a door of %d people", people)
-	}
-	if !(far > 0 && far < 1) {
-		return DoorCalibration{}, fmt.Errorf("learn: target FAR %g: must be between 0 and 1", far)
-	}
-	c, err := Calibrate(genuine, impostor, far/float64(people))
-	return DoorCalibration{People: people, StrangerFAR: far, Calibration: c}, err
 }
 
 // Check says why a head of method m must not be used at a door with this

@@ -85,11 +85,7 @@ func (c *CalibrateCommand) Run(ctx context.Context, args []string) error {
 	case *doorPeople < 0:
 		return usagef("--people %d: must be at least 1", *doorPeople)
 	}
-	model, err := mf.encoderID()
-	if err != nil {
-		return err
-	}
-	db, err := dbf.open(ctx, model)
+	db, model, err := dbf.openForEncoder(ctx, &mf)
 	if err != nil {
 		return err
 	}
@@ -143,7 +139,11 @@ func (c *CalibrateCommand) Run(ctx context.Context, args []string) error {
 	if len(impostor) == 0 {
 		return fmt.Errorf("%s: only one person enrolled, so there is no impostor pair to calibrate on", db.Path())
 	}
-	cal, err := learn.Calibrate(genuine, impostor, *far)
+	scores, err := learn.NewScores(genuine, impostor)
+	if err != nil {
+		return err
+	}
+	cal, err := scores.Calibrate(*far)
 	if err != nil {
 		return err
 	}
@@ -151,7 +151,7 @@ func (c *CalibrateCommand) Run(ctx context.Context, args []string) error {
 	if *doorPeople > 0 {
 		atDoor = *doorPeople
 	}
-	door, err := learn.CalibrateDoor(genuine, impostor, *far, atDoor)
+	door, err := scores.CalibrateDoor(*far, atDoor)
 	if err != nil {
 		return err
 	}

@@ -41,3 +41,13 @@ func (f *dbFlag) open(ctx context.Context, model string) (*store.DB, error) {
 	}
 	return store.Open(ctx, f.path, model)
 }
+
+// openForEncoder opens the database for the encoder the model flags name,
+// without loading the models: for commands that work on stored templates.
+func (f *dbFlag) openForEncoder(ctx context.Context, mf *modelFlags) (db *store.DB, model string, err error) {
+	if model, err = mf.encoderID(); err != nil {
+		return nil, "", err
+	}
+	db, err = f.open(ctx, model)
+	return db, model, err
+}

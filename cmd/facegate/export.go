@@ -38,11 +38,7 @@ func (c *ExportCommand) Run(ctx context.Context, args []string) error {
 		return usagef("want one output file, got %d arguments", fs.NArg())
 	}
 	out := fs.Arg(0)
-	model, err := mf.encoderID()
-	if err != nil {
-		return err
-	}
-	db, err := dbf.open(ctx, model)
+	db, model, err := dbf.openForEncoder(ctx, &mf)
 	if err != nil {
 		return err
 	}

@@ -127,11 +127,7 @@ func (c *TrainCommand) Run(ctx context.Context, args []string) error {
 		*name = fmt.Sprintf("%s-%s", m, time.Now().Format("20060102-150405"))
 	}
 
-	model, err := mf.encoderID()
-	if err != nil {
-		return err
-	}
-	db, err := dbf.open(ctx, model)
+	db, model, err := dbf.openForEncoder(ctx, &mf)
 	if err != nil {
 		return err
 	}
