@@ -147,9 +147,9 @@ type Publisher struct {
 
 // parkedRetry is how long a row tried tries times waits before its next
 // try, once it is past store.OutboxTriesInOrder: a minute, doubling, at
-// most an hour.
+// most 64 minutes.
 func parkedRetry(tries int) time.Duration {
-	return time.Minute << min(max(tries-store.OutboxTriesInOrder, 0), 6) // 64 min at most
+	return time.Minute << min(max(tries-store.OutboxTriesInOrder, 0), 6)
 }
 
 // NewPublisher checks the options, fills in defaults and returns a

@@ -57,13 +57,11 @@ func LoadRoster(ctx context.Context, db *store.DB, model string, dim int) (*Rost
 	}
 	r := &Roster{People: make(map[string]store.Person, len(people)), Scoring: Scoring{Method: learn.Cosine}}
 	if active {
-		var cal *learn.DoorCalibration
-		r.head, cal, err = doorHead(stored, dim)
+		h, cal, err := doorHead(stored, dim)
 		if err != nil {
-			r.head = nil
 			r.Scoring.Warnings = append(r.Scoring.Warnings, fmt.Sprintf("active head %q is not used, faces are scored by plain cosine: %v", stored.Name, err))
 		} else {
-			r.Scoring = doorScoring(stored.Name, r.head.Method(), cal, len(people))
+			r.head, r.Scoring = h, doorScoring(stored.Name, h.Method(), cal, len(people))
 		}
 	}
 	gdim := dim
